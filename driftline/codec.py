@@ -1,0 +1,230 @@
+"""The one place where bytes become events and events become bytes.
+
+Decoding checks, in order: size, UTF-8 and JSON (orjson), that the JSON is an object, and the
+event's contract (the JSON Schemas shipped in ``driftline/contracts``, copies of
+``shared/contracts``). Any failure raises an :class:`~driftline.errors.EventError` whose ``reason``
+is one of :data:`REASONS`; :func:`decode_or_dead_letter` turns it into a :class:`DeadLetter`
+instead, so that a stream processor never sees another exception from bad input.
+
+>>> from driftline.codec import decode, encode
+>>> label = decode("label", b'{"event_id": "a1", "model": "fraud", "label": 0, "ts": 5}')
+>>> label
+Label(event_id='a1', model='fraud', label=0, ts=5)
+>>> decode("label", encode(label)) == label
+True
+>>> decode("label", b'{"event_id": "a1", "model": "fraud", "label": null}')
+Traceback (most recent call last):
+...
+driftline.errors.ValidationError: label: expected number, string or boolean, got null
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Final, Literal, TypeAlias
+
+import orjson
+
+from driftline._schema import compile_schema, integer_fields, json_type
+from driftline.errors import DecodeError, EventError
+from driftline.events import Alert, DeadLetter, Label, ModelVersion, Prediction
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "EVENT_TYPES",
+    "REASONS",
+    "EventType",
+    "Origin",
+    "dead_letter",
+    "decode",
+    "decode_or_dead_letter",
+    "encode",
+    "load_schema",
+    "validate",
+]
+
+EventType: TypeAlias = Literal["prediction", "label", "alert", "model_version", "deadletter"]
+EVENT_TYPES: Final[dict[str, type]] = {
+    "prediction": Prediction,
+    "label": Label,
+    "alert": Alert,
+    "model_version": ModelVersion,
+    "deadletter": DeadLetter,
+}
+_SCHEMA_FILES: Final = {
+    "prediction": "prediction.schema.json",
+    "label": "label.schema.json",
+    "alert": "alert.schema.json",
+    "model_version": "model-version.schema.json",
+    "deadletter": "deadletter.schema.json",
+}
+#: Dead-letter reasons the codec gives, from the first check that fails.
+REASONS: Final = ("too_large", "not_utf8", "not_json", "not_object", "schema")
+#: Largest record value decoded by default: 1 MiB, Kafka's default ``message.max.bytes``.
+DEFAULT_MAX_BYTES: Final = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a record came from: enough to find it again in Kafka or in a file."""
+
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: bytes | None = None
+    timestamp: int | None = None
+
+
+def load_schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema of ``event_type``, as shipped inside the package."""
+    files = resources.files("driftline") / "contracts" / _SCHEMA_FILES[event_type]
+    schema: dict[str, Any] = orjson.loads(files.read_bytes())
+    return schema
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    cls: type
+    check: Callable[[Any, str], None]
+    names: tuple[str, ...]
+    integers: frozenset[str]
+
+
+@cache
+def _spec(event_type: str) -> _Spec:
+    if event_type not in EVENT_TYPES:
+        known = ", ".join(EVENT_TYPES)
+        raise ValueError(f"unknown event type {event_type!r}; expected one of {known}")
+    cls = EVENT_TYPES[event_type]
+    schema = load_schema(event_type)
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    return _Spec(cls, compile_schema(schema), names, integer_fields(schema))
+
+
+def decode(
+    event_type: str,
+    data: bytes,
+    *,
+    default_ts: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Any:
+    """Decode and validate one record value as ``event_type``; raise ``EventError`` if it is bad.
+
+    ``default_ts`` fills a missing ``ts`` (the Kafka record timestamp, as the contract says).
+    Unknown extra fields are accepted and ignored.
+    """
+    spec = _spec(event_type)
+    if len(data) > max_bytes:
+        raise DecodeError(
+            f"record is {len(data)} bytes, over the {max_bytes}-byte limit; "
+            "split the event or raise max_event_bytes",
+            reason="too_large",
+        )
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(data, exc) from None
+    if type(doc) is not dict:
+        raise DecodeError(f"expected a JSON object, got {json_type(doc)}", reason="not_object")
+    spec.check(doc, "")
+    fields = {name: doc[name] for name in spec.names if name in doc}
+    for name in spec.integers & fields.keys():
+        if type(fields[name]) is float:
+            fields[name] = int(fields[name])
+    if default_ts is not None and "ts" in spec.names and "ts" not in fields:
+        fields["ts"] = default_ts
+    return spec.cls(**fields)
+
+
+def _json_error(data: bytes, exc: orjson.JSONDecodeError) -> DecodeError:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return DecodeError(
+            f"not valid UTF-8 at byte {bad.start}; events must be UTF-8 JSON", reason="not_utf8"
+        )
+    return DecodeError(f"not valid JSON: {exc}", reason="not_json")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode(event: Any) -> bytes:
+    """Encode an event (or dead letter) as compact JSON, leaving out fields that are ``None``."""
+    doc = {
+        f.name: v for f in dataclasses.fields(event) if (v := getattr(event, f.name)) is not None
+    }
+    return orjson.dumps(doc, default=_plain)
+
+
+def validate(event_type: str, doc: Mapping[str, Any]) -> None:
+    """Check a JSON document (already parsed) against its contract; raise ``ValidationError``."""
+    _spec(event_type).check(dict(doc), "")
+
+
+def dead_letter(
+    error: EventError | str,
+    value: bytes | None,
+    origin: Origin,
+    *,
+    now_ms: int,
+    event_type: str | None = None,
+) -> DeadLetter:
+    """Build the dead-letter envelope for a record: its bytes, where it came from, and why.
+
+    ``error`` is the ``EventError`` the codec raised, or a reason code given by a runtime (for
+    example ``duplicate_label``); ``now_ms`` is the dead-lettering time, given by the caller.
+    """
+    reason, detail = (error.reason, str(error)) if isinstance(error, EventError) else (error, error)
+    raw = value if value is not None else b""
+    return DeadLetter(
+        reason=reason,
+        detail=detail,
+        value_b64=None if value is None else base64.b64encode(value).decode("ascii"),
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        ts=now_ms,
+        topic=origin.topic,
+        partition=origin.partition,
+        offset=origin.offset,
+        key_b64=None if origin.key is None else base64.b64encode(origin.key).decode("ascii"),
+        record_ts=origin.timestamp,
+        event_type=event_type,
+    )
+
+
+def decode_or_dead_letter(
+    event_type: str,
+    value: bytes | None,
+    origin: Origin,
+    *,
+    now_ms: int,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Any:
+    """Decode ``value`` as ``event_type`` or return its :class:`DeadLetter`; never raises on input.
+
+    A ``None`` value (a Kafka tombstone) is dead-lettered with reason ``not_json``.
+    """
+    try:
+        if value is None:
+            raise DecodeError("record has no value (a tombstone); expected a JSON event")
+        return decode(event_type, value, default_ts=origin.timestamp, max_bytes=max_bytes)
+    except EventError as exc:
+        return dead_letter(exc, value, origin, now_ms=now_ms, event_type=event_type)
+    except (RecursionError, OverflowError, ValueError, TypeError) as exc:  # pathological JSON
+        return dead_letter(
+            DecodeError(f"could not decode: {type(exc).__name__}: {exc}"),
+            value,
+            origin,
+            now_ms=now_ms,
+            event_type=event_type,
+        )

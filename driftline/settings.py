@@ -1,0 +1,162 @@
+"""One settings object, built once by the CLI and passed down.
+
+Sources, from lowest to highest precedence: the defaults below, an optional TOML file, environment
+variables prefixed ``DRIFTLINE_`` (``DRIFTLINE_KAFKA_BOOTSTRAP``, ``DRIFTLINE_TOPICS_ALERTS``: the
+first ``_`` after the section name separates it from the field), and CLI flags. Nothing in
+driftline reads the environment anywhere else.
+
+>>> Settings.load(kafka={"bootstrap": "broker:9093"}).kafka.bootstrap
+'broker:9093'
+>>> Settings.load().topics.predictions
+'driftline.predictions'
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from driftline.errors import ConfigError
+
+__all__ = ["KafkaSettings", "MetricsSettings", "Settings", "TopicSettings"]
+
+DAY_MS = 24 * 3600 * 1000
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """How to reach Kafka. Security settings pass through to every client driftline makes."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: SecretStr | None = None
+    client: dict[str, str] = Field(
+        default_factory=dict, description="Any other librdkafka property, passed through as is."
+    )
+
+    def client_config(self) -> dict[str, str]:
+        """The librdkafka properties shared by every producer, consumer and admin client."""
+        config = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
+        optional: dict[str, str | SecretStr | None] = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": self.ssl_key_password,
+        }
+        for key, value in optional.items():
+            if isinstance(value, SecretStr):
+                config[key] = value.get_secret_value()
+            elif value is not None:
+                config[key] = value
+        config.update(self.client)
+        return config
+
+
+class TopicSettings(_Section):
+    """Topic names (defaults from ``shared/contracts/README.md``) and how they are created."""
+
+    predictions: str = "driftline.predictions"
+    labels: str = "driftline.labels"
+    alerts: str = "driftline.alerts"
+    models: str = "driftline.models"
+    deadletter: str = "driftline.deadletter"
+    internal_prefix: str = "driftline.internal."
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    retention_ms: int = Field(default=7 * DAY_MS, ge=-1)
+    deadletter_retention_ms: int = Field(default=30 * DAY_MS, ge=-1)
+    max_message_bytes: int = Field(default=8 << 20, ge=1024)
+
+
+class MetricsSettings(_Section):
+    """The Prometheus ``/metrics`` endpoint of ``driftline run``."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class CodecSettings(_Section):
+    """Limits applied when records become events."""
+
+    max_event_bytes: int = Field(default=1 << 20, ge=64)
+
+
+_config_file: ContextVar[Path | None] = ContextVar("driftline_config_file", default=None)
+
+
+class Settings(BaseSettings):
+    """Everything driftline can be told. Build it with :meth:`load`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLINE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    codec: CodecSettings = CodecSettings()
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+        """Defaults < ``config_file`` (TOML) < ``DRIFTLINE_*`` variables < ``overrides``.
+
+        ``overrides`` are the CLI flags, by section: ``load(kafka={"bootstrap": "b:9092"})``.
+        Raises :class:`~driftline.errors.ConfigError` naming the bad setting.
+        """
+        path = Path(config_file) if config_file is not None else None
+        if path is not None and not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass an existing TOML file")
+        token = _config_file.set(path)
+        try:
+            return cls(**overrides)
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"invalid settings: {problems}") from None
+        except ValueError as exc:  # a TOML file that does not parse
+            raise ConfigError(f"config file {path} could not be read: {exc}") from None
+        finally:
+            _config_file.reset(token)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
