@@ -65,7 +65,7 @@ _SCHEMA_FILES: Final = {
     "deadletter": "deadletter.schema.json",
 }
 #: Dead-letter reasons the codec gives, from the first check that fails.
-REASONS: Final = ("too_large", "not_utf8", "not_json", "not_object", "schema")
+REASONS: Final = ("tombstone", "too_large", "not_utf8", "not_json", "not_object", "schema")
 #: Largest record value decoded by default: 1 MiB, Kafka's default ``message.max.bytes``.
 DEFAULT_MAX_BYTES: Final = 1 << 20
 
@@ -212,11 +212,13 @@ def decode_or_dead_letter(
 ) -> Any:
     """Decode ``value`` as ``event_type`` or return its :class:`DeadLetter`; never raises on input.
 
-    A ``None`` value (a Kafka tombstone) is dead-lettered with reason ``not_json``.
+    A ``None`` value (a Kafka tombstone) is dead-lettered with reason ``tombstone``.
     """
     try:
         if value is None:
-            raise DecodeError("record has no value (a tombstone); expected a JSON event")
+            raise DecodeError(
+                "record has no value (a tombstone); expected a JSON event", reason="tombstone"
+            )
         return decode(event_type, value, default_ts=origin.timestamp, max_bytes=max_bytes)
     except EventError as exc:
         return dead_letter(exc, value, origin, now_ms=now_ms, event_type=event_type)

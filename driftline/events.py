@@ -106,10 +106,10 @@ class DeadLetter:
 
     reason: str
     detail: str
-    value_b64: str | None
     size: int
     sha256: str
     ts: int
+    value_b64: str | None = None
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None

@@ -1,0 +1,64 @@
+"""Kafka clients built from settings, with librdkafka's own logging routed through ``logging``.
+
+Every confluent-kafka client driftline makes comes from here, so that security settings
+(``settings.kafka``) and the quiet logger apply everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from driftline.errors import BrokerError
+from driftline.settings import KafkaSettings
+
+__all__ = ["admin_client", "check_reachable", "consumer", "producer"]
+
+# librdkafka reports every failed connection attempt; route it to a logger that only speaks
+# at ERROR, so that an unreachable broker gives our one-line error and not a wall of retries.
+_rdkafka_log = logging.getLogger("driftline.rdkafka")
+_rdkafka_log.setLevel(logging.ERROR)
+
+
+def _base(kafka: KafkaSettings, extra: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {**kafka.client_config(), "logger": _rdkafka_log}
+    config.update(extra)
+    return config
+
+
+def producer(kafka: KafkaSettings, **extra: Any) -> Producer:
+    """A producer; ``extra`` holds librdkafka properties with dots (``{"linger.ms": 5}``)."""
+    defaults = {"linger.ms": 5, "enable.idempotence": True, "compression.type": "lz4"}
+    return Producer(_base(kafka, {**defaults, **extra}))
+
+
+def consumer(kafka: KafkaSettings, group_id: str, **extra: Any) -> Consumer:
+    """A consumer in ``group_id`` with manual commits (driftline commits after its outputs)."""
+    defaults = {
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "fetch.queue.backoff.ms": 10,
+        "enable.partition.eof": False,
+    }
+    return Consumer(_base(kafka, {**defaults, **extra}))
+
+
+def admin_client(kafka: KafkaSettings) -> AdminClient:
+    return AdminClient(_base(kafka, {}))
+
+
+def check_reachable(kafka: KafkaSettings, timeout: float = 10.0) -> AdminClient:
+    """An admin client whose broker answered within ``timeout`` seconds, or ``BrokerError``."""
+    admin = admin_client(kafka)
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"cannot reach Kafka at {kafka.bootstrap} within {timeout:g}s ({exc.args[0].str()}); "
+            "start a broker (docker/kafka-local/kafka-local start) or set DRIFTLINE_KAFKA_BOOTSTRAP"
+        ) from None
+    return admin

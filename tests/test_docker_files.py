@@ -1,0 +1,61 @@
+"""docker/compose.yml cannot run here (no Docker engine): check what can be checked."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+DOCKER = Path(__file__).resolve().parents[1] / "docker"
+
+
+def _kafka_version() -> str:
+    pom = (DOCKER / "kafka-local" / "pom.xml").read_text()
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert match, "kafka.version missing from docker/kafka-local/pom.xml"
+    return match.group(1)
+
+
+def test_compose_file_is_complete_and_matches_the_local_broker() -> None:
+    compose = yaml.safe_load((DOCKER / "compose.yml").read_text())
+    services = compose["services"]
+    assert {"kafka", "topics", "driftline", "prometheus", "grafana"} <= set(services)
+    assert services["kafka"]["image"] == f"apache/kafka:{_kafka_version()}"
+    env = services["kafka"]["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
+    assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 1
+    worker = services["driftline"]
+    assert worker["build"]["dockerfile"] == "docker/Dockerfile"
+    assert worker["environment"]["DRIFTLINE_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    for name in ("prometheus.yml",):
+        assert (DOCKER / name).is_file()
+    scrape = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
+    targets = [
+        t for job in scrape["scrape_configs"] for s in job["static_configs"] for t in s["targets"]
+    ]
+    assert "driftline:9464" in targets
+    if _compose_plugin_answers():
+        run = subprocess.run(
+            ["docker", "compose", "-f", str(DOCKER / "compose.yml"), "config", "--quiet"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+
+
+def test_dockerfile_runs_as_non_root_and_uses_the_lock() -> None:
+    text = (DOCKER / "Dockerfile").read_text()
+    assert re.search(r"^USER\s+(?!root)\S+", text, re.M)
+    assert "constraints.txt" in text
+
+
+def _compose_plugin_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return probe.returncode == 0
