@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -52,6 +53,121 @@ def demo(settings: Settings, events: int) -> None:
     from driftline.demo import run_demo
 
     run_demo(settings, events, echo=click.echo)
+
+
+@cli.command()
+@click.option(
+    "--predictions",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="Prediction events, JSON Lines.",
+)
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Label events, JSON Lines (merged in by event time).",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML settings (same file as the global --config).",
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Reference feature values (the training set): CSV, or JSON Lines of events.",
+)
+@click.option(
+    "--alerts-out",
+    type=click.Path(dir_okay=False, writable=True),
+    required=True,
+    help="Where to write the alerts, JSON Lines.",
+)
+@click.option(
+    "--deadletter-out",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where to write the dead letters of bad lines, JSON Lines.",
+)
+@click.pass_obj
+def replay(
+    settings: Settings,
+    predictions: str,
+    labels: str | None,
+    config: str | None,
+    reference: str | None,
+    alerts_out: str,
+    deadletter_out: str | None,
+) -> None:
+    """Run the monitors over JSON Lines files and write the alerts they raise."""
+    from pathlib import Path
+
+    from driftline.streams.replay import replay as run_replay
+
+    if config is not None:
+        settings = Settings.load(config)
+    spec = settings.pipeline_spec()
+    if reference is not None:
+        from dataclasses import replace
+
+        from driftline.streams.reference import load_reference
+
+        spec = replace(spec, references=load_reference(reference))
+    with contextlib.ExitStack() as stack:
+        alerts = stack.enter_context(open(alerts_out, "wb"))
+        dead = stack.enter_context(open(deadletter_out, "wb")) if deadletter_out else None
+        report = run_replay(
+            Path(predictions),
+            Path(labels) if labels else None,
+            alerts,
+            deadletter_out=dead,
+            spec=spec,
+            max_bytes=settings.codec.max_event_bytes,
+        )
+    counts = report.counts
+    rate = counts["predictions"] / report.seconds if report.seconds else 0.0
+    click.echo(
+        f"{counts['predictions']} predictions, {counts['labels']} labels, "
+        f"{counts['join_joined']} joined, {counts['alerts']} alerts, "
+        f"{counts['dead_letters']} dead letters in {report.seconds:.1f}s ({rate:,.0f} events/s)",
+        err=True,
+    )
+
+
+@cli.command()
+@click.option("--group-id", help="Consumer group of the workers (default: driftline).")
+@click.option(
+    "--instance-id",
+    help="A name unique to this worker and stable across its restarts (e.g. the pod name).",
+)
+@click.option(
+    "--exit-when-idle",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Flush everything and exit after this long without records (tests, backfills).",
+)
+@click.option("--metrics-port", type=int, help="Port of /metrics; 0 turns it off.")
+@click.pass_obj
+def run(
+    settings: Settings,
+    group_id: str | None,
+    instance_id: str | None,
+    exit_when_idle: float | None,
+    metrics_port: int | None,
+) -> None:
+    """Join labels, monitor the models and publish alerts, on Kafka, until SIGTERM or SIGINT."""
+    import logging
+
+    from driftline.streams.runtime import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    given = {"group_id": group_id, "instance_id": instance_id, "exit_when_idle": exit_when_idle}
+    updates: dict[str, Any] = {
+        "run": settings.run.model_copy(update={k: v for k, v in given.items() if v is not None})
+    }
+    if metrics_port is not None:
+        updates["metrics"] = settings.metrics.model_copy(update={"port": metrics_port})
+    report = run_worker(settings.model_copy(update=updates))
+    click.echo(report.summary(), err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

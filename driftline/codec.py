@@ -27,13 +27,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import orjson
 
 from driftline._schema import compile_schema, integer_fields, json_type
 from driftline.errors import DecodeError, EventError
 from driftline.events import Alert, DeadLetter, Label, ModelVersion, Prediction
+
+if TYPE_CHECKING:
+    from driftline.pipeline import Sequenced
+    from driftline.watermark import Progress
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -43,8 +47,10 @@ __all__ = [
     "Origin",
     "dead_letter",
     "decode",
+    "decode_internal",
     "decode_or_dead_letter",
     "encode",
+    "encode_internal",
     "load_schema",
     "validate",
 ]
@@ -91,7 +97,7 @@ def load_schema(event_type: str) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class _Spec:
     cls: type
-    check: Callable[[Any, str], None]
+    check: Callable[[Any], None]
     names: tuple[str, ...]
     integers: frozenset[str]
 
@@ -132,7 +138,7 @@ def decode(
         raise _json_error(data, exc) from None
     if type(doc) is not dict:
         raise DecodeError(f"expected a JSON object, got {json_type(doc)}", reason="not_object")
-    spec.check(doc, "")
+    spec.check(doc)
     fields = {name: doc[name] for name in spec.names if name in doc}
     for name in spec.integers & fields.keys():
         if type(fields[name]) is float:
@@ -168,7 +174,7 @@ def encode(event: Any) -> bytes:
 
 def validate(event_type: str, doc: Mapping[str, Any]) -> None:
     """Check a JSON document (already parsed) against its contract; raise ``ValidationError``."""
-    _spec(event_type).check(dict(doc), "")
+    _spec(event_type).check(dict(doc))
 
 
 def dead_letter(
@@ -230,3 +236,63 @@ def decode_or_dead_letter(
             now_ms=now_ms,
             event_type=event_type,
         )
+
+
+# -- internal records -----------------------------------------------------------------------------
+# The Kafka runtime's topic between the join and the monitors carries the join's items and the
+# join partitions' progress markers. Only driftline writes it, from events it has validated
+# already, so reading it checks the structure but not the contracts again.
+
+
+def _fields(event: Any) -> dict[str, Any]:
+    return {
+        f.name: v for f in dataclasses.fields(event) if (v := getattr(event, f.name)) is not None
+    }
+
+
+def encode_internal(item: Sequenced | Progress) -> bytes:
+    """An internal record: a joined item (prediction or outcome) or a progress marker.
+
+    >>> from driftline.pipeline import Sequenced
+    >>> item = Sequenced(5, "p/e1", Prediction("e1", "m", {"x": 1.5}, 1, ts=5))
+    >>> decode_internal(encode_internal(item)) == item
+    True
+    """
+    from driftline.pipeline import Sequenced
+
+    if isinstance(item, Sequenced):
+        doc: dict[str, Any] = {"ts": item.ts, "key": item.key}
+        if isinstance(item.item, Prediction):
+            doc["p"] = _fields(item.item)
+        else:
+            doc["p"], doc["y"] = _fields(item.item[0]), _fields(item.item[1])
+        return orjson.dumps(doc, default=_plain)
+    return orjson.dumps(
+        {"source": item.source, "watermark": item.watermark, "drained": item.drained}
+    )
+
+
+def decode_internal(data: bytes | None) -> Sequenced | Progress:
+    """The item or progress marker of an internal record; ``DecodeError`` if it is not one."""
+    from driftline.pipeline import Sequenced
+    from driftline.watermark import Progress
+
+    if data is None:
+        raise DecodeError("internal record has no value (a tombstone)", reason="tombstone")
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(data, exc) from None
+    try:
+        if "source" in doc:
+            return Progress(int(doc["source"]), doc["watermark"], bool(doc["drained"]))
+        prediction = Prediction(**doc["p"])
+        if "y" in doc:
+            return Sequenced(doc["ts"], doc["key"], (prediction, Label(**doc["y"])))
+        return Sequenced(doc["ts"], doc["key"], prediction)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise DecodeError(
+            f"not a driftline internal record ({type(exc).__name__}: {exc}); "
+            "only driftline should write to the internal topics",
+            reason="schema",
+        ) from None

@@ -64,6 +64,6 @@ def run_demo(settings: Settings, n: int, echo: Callable[[str], None] = print) ->
                 counts[f"dead:{letter.reason}"] += 1
     producer.flush(30)
     consumer.close()
-    for key, value in sorted(counts.items()):
-        echo(f"  {key}: {value}")
+    for name, count in sorted(counts.items()):
+        echo(f"  {name}: {count}")
     return dict(counts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -28,7 +28,19 @@ from pydantic_settings import (
 
 from driftline.errors import ConfigError
 
-__all__ = ["KafkaSettings", "MetricsSettings", "Settings", "TopicSettings"]
+if TYPE_CHECKING:
+    from driftline.pipeline import PipelineSpec
+
+__all__ = [
+    "CodecSettings",
+    "KafkaSettings",
+    "MetricsSettings",
+    "PipelineSettings",
+    "RunSettings",
+    "Settings",
+    "StateSettings",
+    "TopicSettings",
+]
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -104,6 +116,56 @@ class CodecSettings(_Section):
     max_event_bytes: int = Field(default=1 << 20, ge=64)
 
 
+class PipelineSettings(_Section):
+    """Joining and ordering (see ``driftline.pipeline.PipelineSpec``)."""
+
+    join_ttl_ms: int = Field(default=7 * DAY_MS, ge=1)
+    lateness_ms: int = Field(default=60_000, ge=0)
+
+
+class StateSettings(_Section):
+    """Checkpoints of the stream processors' state (see ``driftline.checkpoint``).
+
+    ``key`` signs every checkpoint (HMAC-SHA256) and is checked before one is loaded: a secret of
+    at least 16 characters shared by all the workers, e.g. from ``openssl rand -hex 32``.
+    """
+
+    key: SecretStr | None = None
+
+    def key_bytes(self) -> bytes:
+        """The key as bytes, or ``ConfigError`` saying how to set it."""
+        secret = self.key.get_secret_value() if self.key is not None else ""
+        if len(secret) < 16:
+            raise ConfigError(
+                "driftline run signs its state checkpoints and needs a key of at least 16 "
+                "characters: set DRIFTLINE_STATE_KEY (or [state] key) to a secret shared by the "
+                "workers, e.g. the output of `openssl rand -hex 32`"
+            )
+        return secret.encode()
+
+
+class RunSettings(_Section):
+    """``driftline run``, the Kafka worker (see ``driftline.streams.runtime``).
+
+    Outputs, state checkpoints and input offsets are committed together, in one Kafka
+    transaction, every ``commit_interval_ms``. A join partition with no input for ``idle_ms``
+    releases everything it holds and stops holding the monitors back. ``exit_when_idle``
+    (seconds): flush and exit after that long without records (tests, backfills).
+    ``instance_id``: a name unique to the worker and stable across its restarts (a pod name);
+    it makes a restarted worker abort its predecessor's open transaction at once, instead of
+    after ``transaction_timeout_ms``.
+    """
+
+    group_id: str = "driftline"
+    instance_id: str | None = None
+    batch_size: int = Field(default=5000, ge=1)
+    commit_interval_ms: int = Field(default=1000, ge=10)
+    idle_ms: int = Field(default=10_000, ge=100)
+    exit_when_idle: float | None = Field(default=None, gt=0)
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    transaction_timeout_ms: int = Field(default=10_000, ge=1000)
+
+
 _config_file: ContextVar[Path | None] = ContextVar("driftline_config_file", default=None)
 
 
@@ -122,6 +184,24 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     metrics: MetricsSettings = MetricsSettings()
     codec: CodecSettings = CodecSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    state: StateSettings = StateSettings()
+    run: RunSettings = RunSettings()
+    monitor: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What to monitor and thresholds: the fields of driftline.monitors.MonitorSpec.",
+    )
+
+    def pipeline_spec(self) -> PipelineSpec:
+        """The pipeline's spec from these settings (``ConfigError`` if ``monitor`` is wrong)."""
+        from driftline.monitors.spec import MonitorSpec
+        from driftline.pipeline import PipelineSpec
+
+        return PipelineSpec(
+            monitor=MonitorSpec.from_dict(self.monitor),
+            join_ttl_ms=self.pipeline.join_ttl_ms,
+            lateness_ms=self.pipeline.lateness_ms,
+        )
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:

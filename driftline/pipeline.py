@@ -1,0 +1,185 @@
+"""The processing every runtime drives: order by event time, join labels, monitor, alert.
+
+Two stages, pure (no I/O, no clock), so that every runtime gives the same alerts for the same
+events whatever the arrival order (see :mod:`driftline.ordering`):
+
+- :class:`JoinStage` puts predictions and labels back in event-time order and joins each label
+  to its prediction. It works per input partition (events keyed by ``event_id``).
+- :class:`MonitorStage` runs one :class:`~driftline.monitors.model_monitor.ModelMonitor` per
+  model over predictions and joined outcomes, again in event-time order (it may receive them
+  from many join partitions), and returns the alerts. It works per model.
+
+The Kafka runtime puts a topic keyed by model between the two; the file replay and the demo use
+:class:`Pipeline`, which chains them in one process.
+
+>>> from driftline.datasets import drifting_stream
+>>> stream = drifting_stream(6000, seed=1, shift_at=3000, shifted=("x3", "x4"), concept_at=None)
+>>> pipeline = Pipeline()
+>>> alerts = pipeline.push(stream.predictions, stream.labels) + pipeline.flush()
+>>> sorted({(a.kind, a.feature) for a in alerts if a.status == "firing"})
+[('data_drift', 'x3'), ('data_drift', 'x4')]
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftline.events import Alert, Label, Prediction
+from driftline.join import DAY_MS, LabelJoiner
+from driftline.monitors.model_monitor import ModelMonitor
+from driftline.monitors.spec import MonitorSpec
+from driftline.ordering import EventTimeBuffer
+
+__all__ = ["JoinStage", "MonitorStage", "Outcome", "Pipeline", "PipelineSpec", "Sequenced"]
+
+#: A prediction joined with its label.
+Outcome = tuple[Prediction, Label]
+
+
+@dataclass(frozen=True, slots=True)
+class Sequenced:
+    """What the join stage emits: a prediction or an outcome, with its place in event time.
+
+    ``ts`` and ``key`` order items the same way in every runtime: a prediction by its own time,
+    an outcome by the time of whichever of its two events came last.
+    """
+
+    ts: int
+    key: str
+    item: Prediction | Outcome
+
+    @property
+    def model(self) -> str:
+        return self.item.model if isinstance(self.item, Prediction) else self.item[0].model
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """``monitor`` applies to every model unless ``models`` has its own spec.
+
+    ``join_ttl_ms``: how long a prediction waits for its label, and a label for its prediction
+    (7 days). ``lateness_ms``: how far out of event-time order events may arrive and still be
+    put back in order (1 minute). ``references``: reference feature values (e.g. the training
+    set) by model, then feature; the model ``"*"`` applies to every model without its own.
+    """
+
+    monitor: MonitorSpec = field(default_factory=MonitorSpec)
+    models: Mapping[str, MonitorSpec] = field(default_factory=dict)
+    references: Mapping[str, Mapping[str, Sequence[Any]]] = field(default_factory=dict)
+    join_ttl_ms: int = 7 * DAY_MS
+    lateness_ms: int = 60_000
+
+
+class JoinStage:
+    """Event-time order, then the label join. Emits :class:`Sequenced` items in order."""
+
+    def __init__(self, spec: PipelineSpec | None = None) -> None:
+        self.spec = spec or PipelineSpec()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._buffer: EventTimeBuffer[Prediction | Label] = EventTimeBuffer(self.spec.lateness_ms)
+        self.joiner = LabelJoiner(self.spec.join_ttl_ms)
+        self.counts: Counter[str] = Counter()
+
+    def push(
+        self, predictions: Iterable[Prediction], labels: Iterable[Label] = ()
+    ) -> list[Sequenced]:
+        """Add events in any order (each with ``ts``); the items the watermark has released."""
+        for p in predictions:
+            self._buffer.push(p.ts or 0, "p/" + p.event_id, p)
+        for y in labels:
+            self._buffer.push(y.ts or 0, "y/" + y.event_id, y)
+        return self._join(self._buffer.pop_ready())
+
+    def flush(self) -> list[Sequenced]:
+        """Release and join everything buffered (end of input; shutdown)."""
+        return self._join(self._buffer.drain())
+
+    def _join(self, events: list[Prediction | Label]) -> list[Sequenced]:
+        out: list[Sequenced] = []
+        for event in events:
+            ts = event.ts or 0
+            if isinstance(event, Prediction):
+                key = "p/" + event.event_id
+                out.append(Sequenced(ts, key, event))
+                pair = self.joiner.add_prediction(event)
+            else:
+                key = "y/" + event.event_id
+                pair = self.joiner.add_label(event)
+            if pair is not None:
+                out.append(Sequenced(ts, key, pair))
+        expired = self.joiner.expire()
+        self.counts["unlabelled"] += len(expired.predictions)
+        self.counts["orphan_labels"] += len(expired.labels)
+        self.counts["late"] = self._buffer.counts["late"]
+        return out
+
+
+class MonitorStage:
+    """Event-time order across join partitions, then one monitor per model."""
+
+    def __init__(self, spec: PipelineSpec | None = None) -> None:
+        self.spec = spec or PipelineSpec()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._buffer: EventTimeBuffer[Sequenced] = EventTimeBuffer(self.spec.lateness_ms)
+        self.monitors: dict[str, ModelMonitor] = {}
+        self.counts: Counter[str] = Counter()
+
+    def monitor(self, model: str) -> ModelMonitor:
+        monitor = self.monitors.get(model)
+        if monitor is None:
+            spec = self.spec.models.get(model, self.spec.monitor)
+            reference = self.spec.references.get(model, self.spec.references.get("*"))
+            monitor = self.monitors[model] = ModelMonitor(model, spec, reference)
+        return monitor
+
+    def push(self, items: Iterable[Sequenced]) -> list[Alert]:
+        for item in items:
+            self._buffer.push(item.ts, item.key, item)
+        return self._monitor(self._buffer.pop_ready())
+
+    def flush(self) -> list[Alert]:
+        return self._monitor(self._buffer.drain())
+
+    def _monitor(self, items: list[Sequenced]) -> list[Alert]:
+        if not items:
+            return []
+        predictions: dict[str, list[Prediction]] = {}
+        outcomes: dict[str, list[Outcome]] = {}
+        latest: dict[str, int] = {}
+        for seq in items:
+            latest[seq.model] = max(latest.get(seq.model, seq.ts), seq.ts)
+            if isinstance(seq.item, Prediction):
+                predictions.setdefault(seq.item.model, []).append(seq.item)
+            else:
+                outcomes.setdefault(seq.item[0].model, []).append(seq.item)
+        alerts: list[Alert] = []
+        for model in sorted(predictions.keys() | outcomes.keys()):
+            monitor = self.monitor(model)
+            alerts += monitor.observe_predictions(predictions.get(model, []))
+            alerts += monitor.observe_outcomes(outcomes.get(model, []))
+            alerts += monitor.tick(latest[model])
+        self.counts["late"] = self._buffer.counts["late"]
+        self.counts["alerts"] += len(alerts)
+        return alerts
+
+
+class Pipeline:
+    """:class:`JoinStage` then :class:`MonitorStage` in one process (replay, demo, tests)."""
+
+    def __init__(self, spec: PipelineSpec | None = None) -> None:
+        self.spec = spec or PipelineSpec()
+        self.join = JoinStage(self.spec)
+        self.monitors = MonitorStage(self.spec)
+
+    def push(self, predictions: Iterable[Prediction], labels: Iterable[Label] = ()) -> list[Alert]:
+        return self.monitors.push(self.join.push(predictions, labels))
+
+    def flush(self) -> list[Alert]:
+        return self.monitors.push(self.join.flush()) + self.monitors.flush()
