@@ -167,6 +167,7 @@ class MonitorStage:
             alerts += monitor.tick(latest[model])
         self.counts["late"] = self._buffer.counts["late"]
         self.counts["alerts"] += len(alerts)
+        alerts.sort(key=lambda alert: alert.event_ts)  # stable: a key's lifecycle stays in order
         return alerts
 
 

@@ -222,7 +222,15 @@ class ModelMonitor:
 
     def _discover(self, watches: dict[str, _Watch], rows: Sequence[Prediction]) -> None:
         """Create detectors for streams seen for the first time, with kinds from their values."""
+        features = {key[2:] for key in watches if key.startswith("f:")}
+        scores = {key[2:] for key in watches if key.startswith("s:")}
         for p in rows:
+            if (
+                p.features.keys() <= features
+                and (not p.scores or p.scores.keys() <= scores)
+                and "prediction" in watches
+            ):
+                continue  # the common case: nothing new in this event
             for name, value in p.features.items():
                 key = "f:" + name
                 if key not in watches and value is not None:
@@ -230,6 +238,7 @@ class ModelMonitor:
                     watches[key] = self._watch(
                         "data_drift", name, numeric, reference=self.reference.get(name)
                     )
+                    features.add(name)
             if "prediction" not in watches:
                 numeric = self._task == "regression" or type(p.prediction) is float
                 watches["prediction"] = self._watch(
@@ -241,6 +250,7 @@ class ModelMonitor:
                     watches[key] = self._watch(
                         "prediction_drift", f"scores.{label}", True, missing=False
                     )
+                    scores.add(label)
 
     def _kind(self, name: str, value: Any) -> bool:
         kind = self.spec.features.get(name)
@@ -297,6 +307,9 @@ class ModelMonitor:
             p, y = _numeric_column(predicted), _numeric_column(labels)
             return np.abs(p - y)
         return np.array(
-            [class_key(a) != class_key(b) for a, b in zip(predicted, labels, strict=True)],
+            [
+                (a != b) if type(a) is type(b) else class_key(a) != class_key(b)
+                for a, b in zip(predicted, labels, strict=True)
+            ],
             dtype=np.float64,
         )
