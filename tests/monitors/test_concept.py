@@ -172,15 +172,16 @@ STATIONARY = [(seed, p) for seed, p in enumerate((0.02, 0.05, 0.1, 0.2, 0.3, 0.5
 
 def test_error_rate_false_alarms_not_above_bare_adwin_on_stationary_streams() -> None:
     """3e6 events at error rates 0.02 to 0.5: River's ADWIN raises 2 false alarms on these
-    seeds (about one per 1e7 events in general), ours none; ours at ``threshold=11`` (0.24 per
-    1e5) would fail."""
+    seeds (about one per 1e7 events in general), ours (13 nats) at most as many and within the
+    budget of 1 per 1e5; ours at ``threshold=11`` (0.24 per 1e5) fails the first check."""
     ours = adwin = 0
     for seed, p in STATIONARY:
         values = errors(1000 + seed, [(p, 500_000)])
         ours += len(run(ErrorRateCUSUM(), values))
         adwin += len(river_detections(drift.ADWIN(), values))
     assert ours <= adwin
-    assert ours == 0 < adwin
+    assert adwin > 0
+    assert ours / 3e6 * 1e5 <= ErrorRateCUSUM.false_alarm_budget
 
 
 def test_error_rate_has_no_false_alarm_on_good_news_where_adwin_has_many() -> None:
@@ -282,7 +283,7 @@ def test_error_rate_signal_describes_the_change() -> None:
     )
     assert window["reference_error_rate"] == pytest.approx(0.1, abs=0.02)
     assert window["current_error_rate"] > 0.3
-    assert window["cusum"] >= window["cusum_threshold"] == 17.0
+    assert window["cusum"] >= window["cusum_threshold"] == 13.0
 
 
 def test_error_rate_ignores_increases_below_the_minimum_effect() -> None:
