@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 import orjson
 
 from driftline._schema import compile_schema, integer_fields, json_type
-from driftline.errors import DecodeError, EventError
+from driftline._schema_fast import compile_predicate
+from driftline.errors import DecodeError, EventError, ValidationError
 from driftline.events import Alert, DeadLetter, Label, ModelVersion, Prediction
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ def load_schema(event_type: str) -> dict[str, Any]:
 class _Spec:
     cls: type
     check: Callable[[Any], None]
+    is_valid: Callable[[Any], bool]
     names: tuple[str, ...]
     integers: frozenset[str]
 
@@ -110,7 +112,13 @@ def _spec(event_type: str) -> _Spec:
     cls = EVENT_TYPES[event_type]
     schema = load_schema(event_type)
     names = tuple(f.name for f in dataclasses.fields(cls))
-    return _Spec(cls, compile_schema(schema), names, integer_fields(schema))
+    return _Spec(
+        cls,
+        compile_schema(schema),
+        compile_predicate(schema, from_json=True),
+        names,
+        integer_fields(schema),
+    )
 
 
 def decode(
@@ -138,7 +146,11 @@ def decode(
         raise _json_error(data, exc) from None
     if type(doc) is not dict:
         raise DecodeError(f"expected a JSON object, got {json_type(doc)}", reason="not_object")
-    spec.check(doc)
+    if not spec.is_valid(doc):  # the fast verdict; the precise checker explains a "no"
+        spec.check(doc)
+        raise ValidationError(
+            "", "does not follow its contract", "a document the checks disagree on"
+        )
     fields = {name: doc[name] for name in spec.names if name in doc}
     for name in spec.integers & fields.keys():
         if type(fields[name]) is float:
