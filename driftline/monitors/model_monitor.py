@@ -43,6 +43,7 @@ __all__ = ["ModelMonitor"]
 
 _NUMERIC = {"psi": NumericDrift, "ks": KSDrift, "wasserstein": WassersteinDrift}
 _OTHER = "other"
+_NUMERIC_TYPES = frozenset({int, float, bool, type(None)})
 Segment = tuple[tuple[str, str], ...]
 
 
@@ -51,7 +52,13 @@ def _is_number(value: Any) -> bool:
 
 
 def _numeric_column(values: Sequence[Any]) -> npt.NDArray[np.float64]:
-    return np.array([v if type(v) in (int, float) else math.nan for v in values], dtype=np.float64)
+    """Numbers as floats (booleans as 0 and 1); anything else is missing (NaN)."""
+    if set(map(type, values)) <= _NUMERIC_TYPES:  # the common case, in C (numpy: None -> NaN)
+        return np.array(values, dtype=np.float64)
+    return np.array(  # a string or an object among them: value by value
+        [float(v) if type(v) in (int, float, bool) else math.nan for v in values],
+        dtype=np.float64,
+    )
 
 
 def _categorical_column(values: Sequence[Any]) -> npt.NDArray[np.object_]:
@@ -114,8 +121,9 @@ class ModelMonitor:
             self._discover(watches, rows)
             ts = np.array([p.ts or 0 for p in rows], dtype=np.int64)
             version = rows[-1].model_version
+            features = [p.features for p in rows]
             for key, watch in watches.items():
-                values = self._values(key, rows)
+                values = self._values(key, rows, features)
                 column = watch.column(values)
                 for detector in watch.detectors:
                     kind = "data_quality" if isinstance(detector, MissingRate) else watch.kind
@@ -286,14 +294,16 @@ class ModelMonitor:
         return _Watch(kind, name, numeric, detectors)
 
     @staticmethod
-    def _values(key: str, rows: Sequence[Prediction]) -> list[Any]:
+    def _values(
+        key: str, rows: Sequence[Prediction], features: Sequence[Mapping[str, Any]]
+    ) -> list[Any]:
         if key == "prediction":
             return [p.prediction for p in rows]
         if key.startswith("s:"):
             label = key[2:]
             return [(p.scores or {}).get(label) for p in rows]
         name = key[2:]
-        return [p.features.get(name) for p in rows]
+        return [f.get(name) for f in features]
 
     def _outcome_detectors(self) -> list[tuple[AlertKind, Detector]]:
         if self._task == "regression":
