@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from driftline.errors import DriftlineError
+from driftline.models_cli import models
 from driftline.settings import Settings
 
 __all__ = ["main"]
@@ -88,6 +89,12 @@ def demo(settings: Settings, events: int) -> None:
     type=click.Path(dir_okay=False, writable=True),
     help="Where to write the dead letters of bad lines, JSON Lines.",
 )
+@click.option(
+    "--models-out",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also retrain ([models] settings; needs DRIFTLINE_MODELS_KEY) and write the model "
+    "versions here, JSON Lines.",
+)
 @click.pass_obj
 def replay(
     settings: Settings,
@@ -97,6 +104,7 @@ def replay(
     reference: str | None,
     alerts_out: str,
     deadletter_out: str | None,
+    models_out: str | None,
 ) -> None:
     """Run the monitors over JSON Lines files and write the alerts they raise."""
     from pathlib import Path
@@ -115,6 +123,7 @@ def replay(
     with contextlib.ExitStack() as stack:
         alerts = stack.enter_context(open(alerts_out, "wb"))
         dead = stack.enter_context(open(deadletter_out, "wb")) if deadletter_out else None
+        versions = stack.enter_context(open(models_out, "wb")) if models_out else None
         report = run_replay(
             Path(predictions),
             Path(labels) if labels else None,
@@ -122,13 +131,16 @@ def replay(
             deadletter_out=dead,
             spec=spec,
             max_bytes=settings.codec.max_event_bytes,
+            models_out=versions,
+            models=settings.models,
         )
     counts = report.counts
     rate = counts["predictions"] / report.seconds if report.seconds else 0.0
     click.echo(
         f"{counts['predictions']} predictions, {counts['labels']} labels, "
         f"{counts['join_joined']} joined, {counts['alerts']} alerts, "
-        f"{counts['dead_letters']} dead letters in {report.seconds:.1f}s ({rate:,.0f} events/s)",
+        f"{counts['dead_letters']} dead letters, {counts['model_versions']} model versions "
+        f"in {report.seconds:.1f}s ({rate:,.0f} events/s)",
         err=True,
     )
 
@@ -168,6 +180,9 @@ def run(
         updates["metrics"] = settings.metrics.model_copy(update={"port": metrics_port})
     report = run_worker(settings.model_copy(update=updates))
     click.echo(report.summary(), err=True)
+
+
+cli.add_command(models)  # `driftline models list|show|rollback`, in driftline/models_cli.py
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -80,7 +80,11 @@ class Alert:
 
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
-    """A new version of an online-trained model, promoted for serving (model-version schema)."""
+    """A new version of an online-trained model, promoted for serving (model-version schema).
+
+    ``artifact_uri`` and ``artifact_size`` are optional fields added to the contract (extra
+    fields are allowed); see :mod:`driftline.models.artifact` for what is signed.
+    """
 
     model: str
     version: int
@@ -93,6 +97,12 @@ class ModelVersion:
     parent_version: int | None = None
     trigger_alert_id: str | None = None
     artifact: str | None = None
+    #: Where the artifact is when it is too large to travel inline (``artifact`` is then left
+    #: out): a URI of an artifact store (see ``driftline.streams.artifacts``). Not signed: the
+    #: bytes found there are checked against ``sha256``, which is.
+    artifact_uri: str | None = None
+    #: Size in bytes of the artifact (the compressed pickle whose digest is ``sha256``).
+    artifact_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,14 @@ from pydantic_settings import (
 from driftline.errors import ConfigError
 
 if TYPE_CHECKING:
+    from driftline.models.spec import RetrainSpec
     from driftline.pipeline import PipelineSpec
 
 __all__ = [
     "CodecSettings",
     "KafkaSettings",
     "MetricsSettings",
+    "ModelsSettings",
     "PipelineSettings",
     "RunSettings",
     "Settings",
@@ -166,6 +168,50 @@ class RunSettings(_Section):
     transaction_timeout_ms: int = Field(default=10_000, ge=1000)
 
 
+class ModelsSettings(_Section):
+    """Online retraining and model versions (see ``driftline.models``; the defaults are those of
+    ``driftline.models.RetrainSpec``, whose docstring explains each one).
+
+    ``key`` signs every model version (HMAC-SHA256) and is checked by every serving process
+    before it loads one: a secret of at least 16 characters shared by driftline and the
+    services, e.g. from ``openssl rand -hex 32`` (``DRIFTLINE_MODELS_KEY``). ``artifact_dir``:
+    the artifact store for versions over ``max_inline_bytes`` (a folder the services can read).
+    """
+
+    key: SecretStr | None = None
+    learner: str = "hoeffding_adaptive_tree"
+    task: Literal["classification", "regression"] | None = None
+    min_events: int = Field(default=1000, ge=1)
+    buffer_size: int = Field(default=200, ge=0)
+    min_paired: int = Field(default=250, ge=1)
+    max_paired: int = Field(default=5000, ge=1)
+    margin: float = Field(default=0.02, ge=0.0, lt=1.0)
+    alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
+    trigger_kinds: tuple[str, ...] = ("concept_drift",)
+    challenge_every: int = Field(default=0, ge=0)
+    refresh_every: int = Field(default=250, ge=0)
+    max_inline_bytes: int = Field(default=900_000, ge=0)
+    seed: int = 0
+    artifact_dir: str = "driftline-artifacts"
+
+    def key_bytes(self) -> bytes:
+        """The signing key as bytes, or ``ConfigError`` saying how to set it."""
+        secret = self.key.get_secret_value() if self.key is not None else ""
+        if len(secret) < 16:
+            raise ConfigError(
+                "model versions are signed and need a key of at least 16 characters: set "
+                "DRIFTLINE_MODELS_KEY (or [models] key) to a secret shared with the serving "
+                "processes, e.g. the output of `openssl rand -hex 32`"
+            )
+        return secret.encode()
+
+    def retrain_spec(self) -> RetrainSpec:
+        """The retraining spec from these settings."""
+        from driftline.models.spec import RetrainSpec
+
+        return RetrainSpec.from_dict(self.model_dump(exclude={"key", "artifact_dir"}))
+
+
 _config_file: ContextVar[Path | None] = ContextVar("driftline_config_file", default=None)
 
 
@@ -187,6 +233,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     state: StateSettings = StateSettings()
     run: RunSettings = RunSettings()
+    models: ModelsSettings = ModelsSettings()
     monitor: dict[str, Any] = Field(
         default_factory=dict,
         description="What to monitor and thresholds: the fields of driftline.monitors.MonitorSpec.",

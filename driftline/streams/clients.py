@@ -7,15 +7,16 @@ Every confluent-kafka client driftline makes comes from here, so that security s
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from driftline.errors import BrokerError
 from driftline.settings import KafkaSettings
 
-__all__ = ["admin_client", "check_reachable", "consumer", "producer"]
+__all__ = ["admin_client", "check_reachable", "consumer", "producer", "read_topic"]
 
 # librdkafka reports every failed connection attempt; route it to a logger that only speaks
 # at ERROR, so that an unreachable broker gives our one-line error and not a wall of retries.
@@ -62,3 +63,37 @@ def check_reachable(kafka: KafkaSettings, timeout: float = 10.0) -> AdminClient:
             "start a broker (docker/kafka-local/kafka-local start) or set DRIFTLINE_KAFKA_BOOTSTRAP"
         ) from None
     return admin
+
+
+def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 30.0) -> list[Message]:
+    """Every committed record of ``topic``, from the beginning to its end as of now."""
+    reader = consumer(
+        kafka,
+        group_id=f"driftline-reader-{time.time_ns()}",
+        **{"isolation.level": "read_committed"},
+    )
+    try:
+        partitions = reader.list_topics(topic, timeout=timeout).topics[topic].partitions
+        ends = {
+            p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+            for p in partitions
+        }
+        reader.assign([TopicPartition(topic, p, 0) for p in partitions])
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        done = {p for p, end in ends.items() if end <= 0}
+        while len(done) < len(ends) and time.monotonic() < deadline:
+            for message in reader.consume(num_messages=1000, timeout=0.2):
+                if message.error() is not None:
+                    continue
+                out.append(message)
+                partition, offset = message.partition(), message.offset()
+                if partition is not None and offset is not None and offset + 1 >= ends[partition]:
+                    done.add(partition)
+            # transaction markers take offsets too: a partition whose position passed its end
+            for tp in reader.position([TopicPartition(topic, p) for p in ends]):
+                if tp.offset >= ends[tp.partition]:
+                    done.add(tp.partition)
+        return out
+    finally:
+        reader.close()

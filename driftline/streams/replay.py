@@ -4,6 +4,12 @@ Each line of the predictions and labels files is decoded by the codec (a bad lin
 dead letter whose origin is the file and the line number); the events go through
 :class:`~driftline.pipeline.Pipeline` in batches, labels merged in by event time; alerts are
 written one per line. The same input gives the same output bytes.
+
+With ``models_out``, a :class:`~driftline.models.RetrainStage` also learns from the outcomes the
+join emits, its challengers started by the monitors' alerts, and the model versions it promotes
+are written one per line (artifacts over ``models.max_inline_bytes`` go to the artifact store
+in ``models.artifact_dir``). The same input gives the same versions (artifact bytes aside:
+River's trees pickle unused unseeded random generators).
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from driftline.codec import DEFAULT_MAX_BYTES, Origin, decode_or_dead_letter, encode
-from driftline.events import DeadLetter, Label, Prediction
-from driftline.pipeline import Pipeline, PipelineSpec
+from driftline.events import Alert, DeadLetter, Label, Prediction
+from driftline.pipeline import Pipeline, PipelineSpec, Sequenced
+from driftline.settings import ModelsSettings
 
 __all__ = ["ReplayReport", "read_events", "replay"]
 
@@ -58,11 +65,32 @@ def replay(
     deadletter_out: IO[bytes] | None = None,
     spec: PipelineSpec | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    models_out: IO[bytes] | None = None,
+    models: ModelsSettings | None = None,
 ) -> ReplayReport:
-    """Run the pipeline over the files; write alerts (and dead letters) as JSON Lines."""
+    """Run the pipeline over the files; write alerts (and dead letters) as JSON Lines.
+
+    ``models_out``: also retrain (``models`` settings, whose ``key`` is required) and write the
+    model versions there.
+    """
     started = time.perf_counter()
     report = ReplayReport()
     pipeline = Pipeline(spec)
+    retraining = (
+        _Retraining(models_out, models or ModelsSettings(), pipeline.spec.lateness_ms)
+        if models_out is not None
+        else None
+    )
+
+    def run(items: list[Sequenced], final: bool = False) -> list[Alert]:
+        """The join's items through the monitors and the retrainer: ``Pipeline.push``, split."""
+        alerts = pipeline.monitors.push(items)
+        if final:
+            alerts += pipeline.monitors.flush()
+        if retraining is not None:
+            report.counts["model_versions"] += retraining.push(items, alerts, final)
+        return alerts
+
     letters: list[DeadLetter] = []
     label_iter: Iterator[Label] = (
         read_events(labels, "label", letters, max_bytes) if labels else iter(())
@@ -89,7 +117,7 @@ def replay(
             pending_label = next(label_iter, None)
         report.counts["predictions"] += len(batch)
         report.counts["labels"] += len(due)
-        write(pipeline.push(batch, due))
+        write(run(pipeline.join.push(batch, due)))
         batch.clear()
 
     for prediction in read_events(predictions, "prediction", letters, max_bytes):
@@ -100,8 +128,33 @@ def replay(
         flush_batch()
     rest = ([pending_label] if pending_label is not None else []) + list(label_iter)
     report.counts["labels"] += len(rest)
-    write(pipeline.push([], rest) + pipeline.flush())
+    alerts = run(pipeline.join.push([], rest))
+    write(alerts + run(pipeline.join.flush(), final=True))
     report.counts.update({f"join_{k}": v for k, v in pipeline.join.joiner.counts.items()})
     report.counts["late"] = pipeline.join.counts["late"] + pipeline.monitors.counts["late"]
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Retraining:
+    """The retrainer of a replay: join items and alerts in, model versions written out."""
+
+    def __init__(self, out: IO[bytes], settings: ModelsSettings, lateness_ms: int) -> None:
+        from driftline.models import RetrainStage
+        from driftline.streams.artifacts import LocalArtifactStore
+
+        self.out = out
+        self.stage = RetrainStage(
+            settings.retrain_spec(), settings.key_bytes(), lateness_ms=lateness_ms
+        )
+        self.store = LocalArtifactStore(settings.artifact_dir)
+
+    def push(self, items: list[Sequenced], alerts: list[Alert], final: bool) -> int:
+        from driftline.streams.artifacts import deliver
+
+        releases = self.stage.push(items, alerts)
+        if final:
+            releases += self.stage.flush()
+        for release in releases:
+            self.out.write(encode(deliver(release, self.store)) + b"\n")
+        return len(releases)

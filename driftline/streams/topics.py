@@ -49,6 +49,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.internal_prefix + "joined", n, retained),
         # Checkpoints of the join buffer and the monitors: only the latest per key matters.
         TopicSpec(t.internal_prefix + "state", n, compacted),
+        # Every model version ever published, keyed model/v<N> (the registry's history).
+        TopicSpec(t.internal_prefix + "model-history", n, compacted),
     ]
 
 

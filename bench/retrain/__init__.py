@@ -1,0 +1,1 @@
+"""``python -m bench.retrain [--quick]``: served accuracy of the published model versions."""
