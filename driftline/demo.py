@@ -1,21 +1,24 @@
-"""``driftline demo``: a synthetic model's events through a real Kafka broker, end to end.
+"""``driftline demo``: a synthetic model's events through a real Kafka broker and ``driftline run``.
 
-It creates the topics, publishes a stream with a known feature shift and a later concept change,
-plus a few malformed records, then reads everything back through the codec: events decoded,
-malformed records dead-lettered with their reason. Each later stage of driftline adds its part.
+It publishes a stream with a known feature shift half-way and a concept change at three quarters
+(labels a few events behind their predictions), plus a few malformed records, to topics of its
+own (``driftline-demo.<run>.*``, so that runs never mix); runs the Kafka worker over them until
+it is idle; and prints what came out: the alerts from the alerts topic, the dead letters with
+their reasons, and the join's counts. Compare with the positions of the changes it prints first.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
 
-from driftline.codec import encode
-from driftline.datasets import drifting_stream
+from driftline.codec import decode, encode
+from driftline.datasets import STEP_MS, T0_MS, drifting_stream
+from driftline.events import Alert, DeadLetter
 from driftline.settings import Settings
 from driftline.streams import clients
-from driftline.streams.records import DeadLetterSink, decode_records
 from driftline.streams.topics import create_topics
 
 __all__ = ["MALFORMED", "run_demo"]
@@ -28,13 +31,32 @@ MALFORMED: dict[bytes, tuple[bytes, str]] = {
 }
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The user's settings, with topics and a consumer group of the demo run's own."""
+    run = f"driftline-demo.{time.strftime('%Y%m%d-%H%M%S')}.{secrets.token_hex(2)}"
+    names = ("predictions", "labels", "alerts", "models", "deadletter")
+    topics = {name: f"{run}.{name}" for name in names} | {"internal_prefix": f"{run}.internal."}
+    key = settings.state.key.get_secret_value() if settings.state.key else secrets.token_hex(16)
+    return Settings.load(
+        kafka=settings.kafka.model_dump(),
+        topics={**settings.topics.model_dump(), **topics, "partitions": 2},
+        run={**settings.run.model_dump(), "group_id": run, "exit_when_idle": 3.0},
+        state={"key": key},  # a throwaway key unless one is set: a demo's state is not kept
+        metrics={**settings.metrics.model_dump(), "enabled": False},
+        monitor=settings.monitor,
+    )
+
+
 def run_demo(settings: Settings, n: int, echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Publish ``n`` predictions and labels plus malformed records; read them back; summarise."""
+    """Publish ``n`` predictions and labels plus malformed records, run the worker, summarise."""
+    from driftline.streams.runtime import run_worker
+
+    settings = demo_settings(settings)
     topics = settings.topics
-    echo(f"kafka: {settings.kafka.bootstrap}")
-    for name, outcome in sorted(create_topics(settings).items()):
-        echo(f"  topic {name}: {outcome}")
-    stream = drifting_stream(n, shift_at=n // 2, concept_at=(3 * n) // 4)
+    echo(f"kafka {settings.kafka.bootstrap}, topics {topics.internal_prefix[: -len('internal.')]}*")
+    create_topics(settings)
+    shift_at, concept_at = n // 2, (3 * n) // 4
+    stream = drifting_stream(n, shift_at=shift_at, concept_at=concept_at)
     producer = clients.producer(settings.kafka)
     for prediction in stream.predictions:
         producer.produce(
@@ -45,25 +67,32 @@ def run_demo(settings: Settings, n: int, echo: Callable[[str], None] = print) ->
     for key, (value, _) in MALFORMED.items():
         producer.produce(topics.predictions, key=key, value=value)
     producer.flush(60)
-    echo(f"published {n} predictions, {n} labels and {len(MALFORMED)} malformed records")
+    echo(
+        f"published {n} predictions and labels of model 'demo', {len(MALFORMED)} malformed records"
+    )
+    echo(
+        f"  features x0, x1 shift by 1 std at event {shift_at}; the concept changes at {concept_at}"
+    )
 
-    consumer = clients.consumer(settings.kafka, group_id=f"driftline-demo-{time.time_ns()}")
-    consumer.subscribe([topics.predictions, topics.labels])
-    sink = DeadLetterSink(producer, topics.deadletter)
-    counts: Counter[str] = Counter()
-    deadline = time.monotonic() + 120
-    expected = 2 * n + len(MALFORMED)
-    while sum(counts.values()) < expected and time.monotonic() < deadline:
-        batch = [m for m in consumer.consume(1000, timeout=0.5) if m.error() is None]
-        for topic, event_type in ((topics.predictions, "prediction"), (topics.labels, "label")):
-            records = [m for m in batch if m.topic() == topic]
-            events, dead = decode_records(records, event_type, now_ms=int(time.time() * 1000))
-            counts[event_type] += len(events)
-            for letter in dead:
-                sink.send(letter)
-                counts[f"dead:{letter.reason}"] += 1
-    producer.flush(30)
-    consumer.close()
-    for name, count in sorted(counts.items()):
-        echo(f"  {name}: {count}")
-    return dict(counts)
+    started = time.monotonic()
+    report = run_worker(settings, handle_signals=True)
+    echo(f"driftline run: idle after {time.monotonic() - started:.1f}s; records by topic:")
+    echo("  " + ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())))
+
+    alerts: list[Alert] = [
+        decode("alert", m.value() or b"") for m in clients.read_topic(settings.kafka, topics.alerts)
+    ]
+    alerts.sort(key=lambda a: (a.event_ts, a.alert_id))
+    echo(f"{len(alerts)} alerts on {topics.alerts}:")
+    for alert in alerts:
+        at = (alert.event_ts - T0_MS) // STEP_MS
+        echo(
+            f"  event {at:>6}  {alert.status:8} {alert.severity:8} {alert.kind:16} {alert.message}"
+        )
+    letters: list[DeadLetter] = [
+        decode("deadletter", m.value() or b"", max_bytes=topics.max_message_bytes)
+        for m in clients.read_topic(settings.kafka, topics.deadletter)
+    ]
+    reasons = Counter(letter.reason for letter in letters)
+    echo(f"{len(letters)} dead letters on {topics.deadletter}: {dict(sorted(reasons.items()))}")
+    return {"alerts": len(alerts), "dead_letters": len(letters), **dict(report.counts)}

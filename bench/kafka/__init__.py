@@ -1,0 +1,1 @@
+"""``python -m bench.kafka``: ``driftline run`` on a real broker against a bare consumer."""

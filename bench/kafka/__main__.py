@@ -1,0 +1,82 @@
+"""``python -m bench.kafka --bootstrap HOST:PORT [--events N]``: throughput, latency, memory.
+
+Needs a broker of your own (``KAFKA_LOCAL_PORT=49092 docker/kafka-local/kafka-local start``).
+Each measurement runs in its own process, one after the other, on fresh topics:
+
+1. publish ``N`` events (a prediction with 10 features and its label: two records);
+2. the **ceiling**: a bare confluent-kafka consumer, ``orjson.loads`` on every record of both
+   topics, nothing else;
+3. ``driftline run`` (one worker, in-process) over the same topics: join, repartition by model,
+   monitors, alerts, checkpoints, exactly-once commits; events/s from the partition assignment
+   to the commit that monitored the last joined record, and the ratio to the ceiling;
+4. with ``--latency-seconds`` > 0: a worker while events are published at ``--rate`` events/s
+   with event time = wall-clock time (lateness 200 ms, commits every 100 ms); p50/p99 of the
+   delay from an alert's triggering event to the alert being readable (read_committed).
+
+Peak memory (max RSS) is per process. Results go to ``bench/results/kafka.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.kafka import run
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results" / "kafka.json"
+
+
+def _alone(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a fresh process (its own memory and GIL)."""
+    with ProcessPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.kafka", description=__doc__)
+    parser.add_argument("--bootstrap", required=True, help="a broker of your own, host:port")
+    parser.add_argument("--events", type=int, default=200_000, help="events (default 200,000)")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
+    parser.add_argument("--rate", type=int, default=2000, help="latency run: events/s")
+    parser.add_argument("--latency-seconds", type=float, default=60.0, help="0: no latency run")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    settings = run.make_settings(args.bootstrap, args.partitions)
+    seconds = _alone(run.publish, settings, args.events)
+    print(f"published {args.events:,} events ({2 * args.events:,} records) in {seconds:.1f}s")
+    ceiling = _alone(run.ceiling, settings, args.events)
+    print(f"ceiling (consume + orjson): {ceiling['events_per_s']:,.0f} events/s")
+    driftline = _alone(run.throughput, settings, args.events)
+    ratio = driftline["events_per_s"] / ceiling["events_per_s"]
+    print(
+        f"driftline run: {driftline['events_per_s']:,.0f} events/s = {ratio:.0%} of the ceiling "
+        f"(target >= 50%); peak RSS {driftline['rss_mb']:,.0f} MB after {args.events:,} events "
+        f"(ceiling process {ceiling['rss_mb']:,.0f} MB); {driftline['alerts']:.0f} alerts"
+    )
+    results: dict[str, Any] = {"events": args.events, "partitions": args.partitions}
+    results.update(ceiling=ceiling, driftline=driftline, ratio=ratio)
+    if args.latency_seconds > 0:
+        live = run.make_settings(
+            args.bootstrap, args.partitions, lateness_ms=200, commit_interval_ms=100
+        )
+        latency = _alone(run.latency, live, args.rate, args.latency_seconds)
+        print(
+            f"latency at {args.rate:,} events/s: {latency['alerts']:.0f} alerts, "
+            f"p50 {latency['alert_p50_s']:.2f}s, p99 {latency['alert_p99_s']:.2f}s from the "
+            f"triggering event to a readable alert; commit p99 {latency['commit_p99_s']:.2f}s"
+        )
+        results["latency"] = {"rate": args.rate, "seconds": args.latency_seconds, **latency}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The measurements of ``python -m bench.kafka``, each in its own process.
+
+- :func:`publish`: ``n`` events of :func:`driftline.datasets.drifting_stream` (10 numeric
+  features, two class scores, a tag, a label 50 events later), pre-encoded, to fresh topics.
+- :func:`ceiling`: a bare confluent-kafka consumer reading both input topics with
+  ``orjson.loads`` on every value and nothing else: the most any Python worker could do.
+- :func:`throughput`: :func:`driftline.streams.runtime.run_worker` over the same topics, from
+  the partition assignment to the commit that has monitored every joined record.
+- :func:`latency`: a worker running while events are published at a steady rate with event
+  time = wall-clock time, the features shifting back and forth so that alerts keep coming; the
+  delay from an alert's triggering event (its ``event_ts``) to the alert being readable.
+"""
+
+from __future__ import annotations
+
+import resource
+import threading
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import orjson
+from confluent_kafka import Consumer
+
+from driftline.codec import decode, encode
+from driftline.datasets import drifting_stream
+from driftline.events import Prediction
+from driftline.observe import Observer
+from driftline.settings import Settings
+from driftline.streams import clients
+from driftline.streams.runtime import Worker, run_worker
+from driftline.streams.topics import create_topics
+
+__all__ = ["ceiling", "latency", "make_settings", "publish", "throughput"]
+
+KEY = "bench-state-key-0123456789abcdef"
+
+
+def make_settings(
+    bootstrap: str, partitions: int, lateness_ms: int = 60_000, **run: Any
+) -> Settings:
+    """Fresh topic names, a state key, no metrics server."""
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    names = ("predictions", "labels", "alerts", "models", "deadletter")
+    topics: dict[str, Any] = {name: f"{prefix}.{name}" for name in names}
+    topics.update(internal_prefix=f"{prefix}.internal.", partitions=partitions)
+    return Settings.load(
+        kafka={"bootstrap": bootstrap},
+        topics=topics,
+        state={"key": KEY},
+        metrics={"enabled": False},
+        run={"group_id": prefix, **run},
+        pipeline={"lateness_ms": lateness_ms},
+    )
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def publish(settings: Settings, n: int) -> float:
+    """Publish ``n`` predictions and their labels in event-time order; seconds taken."""
+    create_topics(settings)
+    stream = drifting_stream(n, seed=1, shift_at=n // 2, concept_at=(3 * n) // 4)
+    producer = clients.producer(settings.kafka, **{"queue.buffering.max.messages": 1_000_000})
+    topics = settings.topics
+    started = time.perf_counter()
+    lag = 50
+    for i, prediction in enumerate(stream.predictions):
+        _produce(producer, topics.predictions, prediction.event_id.encode(), encode(prediction))
+        if i >= lag:
+            label = stream.labels[i - lag]
+            _produce(producer, topics.labels, label.event_id.encode(), encode(label))
+    for label in stream.labels[max(0, n - lag) :]:
+        _produce(producer, topics.labels, label.event_id.encode(), encode(label))
+    producer.flush(120)
+    return time.perf_counter() - started
+
+
+def _produce(producer: Any, topic: str, key: bytes, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def ceiling(settings: Settings, n: int) -> dict[str, float]:
+    """Read both input topics with ``orjson.loads``: events/s from the assignment on."""
+    assigned: list[float] = []
+    consumer: Consumer = clients.consumer(
+        settings.kafka, f"ceiling-{uuid.uuid4().hex[:8]}", **{"fetch.queue.backoff.ms": 1}
+    )
+    consumer.subscribe(
+        [settings.topics.predictions, settings.topics.labels],
+        on_assign=lambda c, p: assigned.append(time.perf_counter()),
+    )
+    count, target = 0, 2 * n
+    while count < target:
+        for message in consumer.consume(5000, timeout=0.5):
+            if message.error() is None:
+                orjson.loads(message.value())
+                count += 1
+    seconds = time.perf_counter() - assigned[0]
+    consumer.close()
+    return {"events_per_s": n / seconds, "seconds": seconds, "rss_mb": _rss_mb()}
+
+
+class _Clock(Observer):
+    """Times the run: assignment, and the commit after which every joined record was read."""
+
+    def __init__(self, joined_topic: str, expected: int) -> None:
+        self.joined_topic, self.expected = joined_topic, expected
+        self.assigned: float | None = None
+        self.done: float | None = None
+        self.joined = 0
+        self.latencies: list[float] = []
+
+    def rebalance(self, assigned: int) -> None:
+        if self.assigned is None and assigned:
+            self.assigned = time.perf_counter()
+
+    def records_in(self, topic: str, count: int) -> None:
+        if topic == self.joined_topic:
+            self.joined += count
+            if self.done is None and self.joined >= self.expected:
+                self.done = time.perf_counter()
+
+    def processing_latency(self, seconds: float) -> None:
+        self.latencies.append(seconds)
+
+
+def throughput(settings: Settings, n: int) -> dict[str, float]:
+    """``driftline run`` over the published topics: events/s, peak memory."""
+    joined = settings.topics.internal_prefix + "joined"
+    clock = _Clock(joined, 2 * n)  # a prediction item and an outcome item per event
+    settings = settings.model_copy(
+        update={"run": settings.run.model_copy(update={"exit_when_idle": 3.0})}
+    )
+    report = run_worker(settings, observer=clock, handle_signals=False)
+    if clock.assigned is None or clock.done is None:
+        raise RuntimeError(f"the run did not monitor every record: {report.summary()}")
+    seconds = clock.done - clock.assigned
+    return {
+        "events_per_s": n / seconds,
+        "seconds": seconds,
+        "rss_mb": _rss_mb(),
+        "alerts": float(report.counts["alerts"]),
+        "commits": float(report.counts["commits"]),
+    }
+
+
+def latency(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
+    """Alerts' delay from their triggering event to being readable, at ``rate`` events/s."""
+    create_topics(settings)
+    clock = _Clock("", 0)
+    worker = Worker(settings, clock)
+    running = threading.Thread(target=worker.run)
+    running.start()
+    reader = clients.consumer(settings.kafka, f"reader-{uuid.uuid4().hex[:8]}")
+    reader.subscribe([settings.topics.alerts])
+    stop = threading.Event()
+    publisher = threading.Thread(target=_steady, args=(settings, rate, seconds, stop))
+    time.sleep(5)  # the worker's and the reader's group joins
+    publisher.start()
+    delays: list[float] = []
+    end = time.monotonic() + seconds + 5
+    while time.monotonic() < end:
+        for message in reader.consume(100, timeout=0.2):
+            if message.error() is None:
+                alert = decode("alert", message.value())
+                if alert.status == "firing":
+                    delays.append(time.time() - alert.event_ts / 1000)
+    stop.set()
+    publisher.join()
+    reader.close()
+    worker.stop()
+    running.join(60)
+    return {
+        "alerts": float(len(delays)),
+        "alert_p50_s": _percentile(delays, 50),
+        "alert_p99_s": _percentile(delays, 99),
+        "commit_p99_s": _percentile(clock.latencies, 99),
+        "rss_mb": _rss_mb(),
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _steady(settings: Settings, rate: int, seconds: float, stop: threading.Event) -> None:
+    """Publish at ``rate`` events/s; x0 shifts by 1 sd for 20 s out of every 40."""
+    producer = clients.producer(settings.kafka, **{"linger.ms": 1})
+    rng = np.random.default_rng(0)
+    topics, started, i = settings.topics, time.monotonic(), 0
+    waiting: list[tuple[float, bytes, bytes]] = []
+    while not stop.is_set() and time.monotonic() - started < seconds:
+        due = int((time.monotonic() - started) * rate)
+        while i < due:
+            now_ms = int(time.time() * 1000)
+            x = rng.standard_normal(10)
+            if (now_ms // 20_000) % 2:
+                x[0] += 1.0
+            event_id = f"e{i}"
+            p = Prediction(
+                event_id, "bench", {f"x{j}": float(x[j]) for j in range(10)}, int(x[0] + x[2] > 0),
+                ts=now_ms,
+            )  # fmt: skip
+            producer.produce(topics.predictions, encode(p), event_id.encode())
+            label = orjson.dumps({"event_id": event_id, "model": "bench", "label": p.prediction})
+            waiting.append((time.monotonic() + 0.05, event_id.encode(), label))
+            i += 1
+        while waiting and waiting[0][0] <= time.monotonic():
+            _, key, value = waiting.pop(0)
+            producer.produce(topics.labels, value, key)
+        producer.poll(0)
+        time.sleep(0.002)
+    producer.flush(30)

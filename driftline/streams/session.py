@@ -1,0 +1,368 @@
+"""One consumer, one transactional producer and the tasks they own: the worker's inner loop.
+
+Consume a batch; join the input partitions' events and monitor the joined topic's items; every
+``commit_interval_ms`` commit one transaction (outputs, progress markers, checkpoints, offsets).
+Rebalances commit on revoke and restore on assign (:func:`~driftline.streams.state.restore`).
+While catching up, :class:`~driftline.streams.alignment.Alignment` keeps the two topics of an
+input partition together in event time. See :mod:`driftline.streams.runtime` for the design and
+the guarantee.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from driftline.codec import dead_letter, decode_internal, encode, encode_internal
+from driftline.errors import BrokerError, DecodeError
+from driftline.events import Alert, DeadLetter
+from driftline.pipeline import Sequenced
+from driftline.streams.alignment import Alignment
+from driftline.streams.records import DeadLetterSink, decode_records, origin_of
+from driftline.streams.state import CheckpointReader, Location, restore
+from driftline.streams.tasks import JoinTask, MonitorTask, drift_statistics
+from driftline.streams.transaction import Restart, TaskId, Transaction
+from driftline.watermark import Progress
+
+if TYPE_CHECKING:
+    from driftline.streams.runtime import Topology, Worker
+
+__all__ = ["Session"]
+
+log = logging.getLogger("driftline.run")
+
+
+class Session:
+    """Runs until the worker stops, ``exit_when_idle`` is met, or it raises ``Restart``."""
+
+    def __init__(self, worker: Worker, topology: Topology) -> None:
+        self.worker, self.topology, self.run_settings = worker, topology, worker.settings.run
+        self.max_bytes = worker.settings.codec.max_event_bytes
+        producer = worker.producer()
+        timeout = self.run_settings.transaction_timeout_ms / 1000
+        try:
+            producer.init_transactions(timeout * 3)
+        except KafkaException as exc:
+            raise Restart.after("could not start the transactional producer", exc) from None
+        state = (topology.state, topology.state_partitions)
+        self.txn = Transaction(producer, state, worker.key, timeout, worker.fatal)
+        self.consumer = worker.consumer()
+        self.reader = CheckpointReader(
+            worker.consumer_factory(".restore"), topology.state, worker.key
+        )
+        self.sink = DeadLetterSink(producer, topology.deadletter)
+        self.joins: dict[int, JoinTask] = {}
+        self.monitors: dict[int, MonitorTask] = {}
+        self.positions: dict[tuple[str, int], int] = {}  # the next offset, to commit
+        self.alignment = Alignment(
+            self.consumer, topology.predictions, topology.labels, worker.spec.lateness_ms
+        )
+        self.last_input: dict[int, float] = {}  # per join partition, monotonic seconds
+        self.dirty: set[TaskId] = set()
+        self.read: Counter[str] = Counter()  # records read in the open transaction
+        self.delays: list[float] = []
+        self.failure: BaseException | None = None
+        self.aborting = False
+        self.assigned_once = False
+        self.last_activity = time.monotonic()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        t = self.topology
+        self.consumer.subscribe(
+            [t.predictions, t.labels, t.joined],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        interval = self.run_settings.commit_interval_ms / 1000
+        while not self.worker.stopping:
+            messages = self.consumer.consume(self.run_settings.batch_size, timeout=0.1)
+            if self.failure is not None:
+                raise self.failure
+            self.txn.producer.poll(0)
+            now = time.monotonic()
+            if messages:
+                self.last_activity = now
+                self._process(messages)
+            for task in self.alignment.apply(self.joins.values(), self.positions):
+                self.txn.start()  # caught up: the held events may go in
+                self._send_items(task.release())
+                self.dirty.add(("join", task.partition))
+            if self._drain_idle(now) or (self.txn.open and now - self.txn.started >= interval):
+                self._commit()
+            if self._finished(now):
+                break
+        else:
+            self._commit()
+        late = sum(task.stage.counts["late"] for task in self.joins.values())
+        self.worker.report.counts["late"] = late + sum(m.late for m in self.monitors.values())
+
+    def close(self, commit: bool) -> None:
+        """Leave the group (committing first if ``commit``), and drop the clients."""
+        self.aborting = not commit
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("closing the consumer: %s", exc)
+        self.txn.abort()
+        with contextlib.suppress(KafkaException):  # a producer in a fatal state refuses these
+            self.txn.producer.purge()
+            self.txn.producer.flush(1)
+        with contextlib.suppress(KafkaException, RuntimeError):
+            self.reader.close()
+
+    # -- processing -----------------------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        t = self.topology
+        now_ms = int(time.time() * 1000)
+        groups: dict[tuple[str, int], list[Message]] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._consumer_error(error)
+                continue
+            key = (message.topic() or "", message.partition() or 0)
+            if not self._owns(key):
+                continue  # revoked during this consume(): its new owner reads it again
+            if (message.offset() or 0) < self.positions.get(key, -1):
+                continue  # read again after a rebalance, but processed (or restored) already
+            groups.setdefault(key, []).append(message)
+        if not groups:
+            return
+        self.txn.start()
+        joins: dict[int, tuple[list[Message], list[Message]]] = {}
+        for (topic, partition), records in groups.items():
+            self.positions[(topic, partition)] = (records[-1].offset() or 0) + 1
+            self.txn.saw_record(min(r.timestamp()[1] for r in records))
+            if topic == t.joined:
+                self._monitor(partition, records, now_ms)
+            else:
+                predictions, labels = joins.setdefault(partition, ([], []))
+                (labels if topic == t.labels else predictions).extend(records)
+        now = time.monotonic()
+        for partition, (predictions, labels) in joins.items():
+            self._join(partition, predictions, labels, now_ms)
+            self.last_input[partition] = now
+
+    def _join(
+        self, partition: int, predictions: list[Message], labels: list[Message], now_ms: int
+    ) -> None:
+        task = self.joins[partition]
+        limit = self.max_bytes
+        preds, dead = decode_records(predictions, "prediction", now_ms=now_ms, max_bytes=limit)
+        ys, dead_labels = decode_records(labels, "label", now_ms=now_ms, max_bytes=limit)
+        self._dead_letters(dead + dead_labels)
+        self.read["predictions"] += len(predictions)
+        self.read["labels"] += len(labels)
+        task.add(preds, ys)
+        frontier = self.alignment.frontier(task, self.positions)
+        self._send_items(task.release(None if frontier is None else frontier[0]))
+        self.dirty.add(("join", partition))
+
+    def _send_items(self, items: list[Sequenced]) -> None:
+        joined = self.topology.joined
+        for item in items:
+            self.txn.produce(joined, encode_internal(item), item.model.encode())
+            if isinstance(item.item, tuple):
+                prediction, label = item.item
+                if prediction.ts is not None and label.ts is not None:
+                    self.delays.append((label.ts - prediction.ts) / 1000)
+
+    def _monitor(self, partition: int, records: list[Message], now_ms: int) -> None:
+        task = self.monitors[partition]
+        items: list[Sequenced | Progress] = []
+        for record in records:
+            try:
+                items.append(decode_internal(record.value()))
+            except DecodeError as exc:
+                origin = origin_of(record)
+                self._dead_letters([dead_letter(exc, record.value(), origin, now_ms=now_ms)])
+        self.read["joined"] += len(records)
+        self._send_alerts(task.push(items))
+        self.dirty.add(("monitor", partition))
+
+    def _send_alerts(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            self.txn.produce(self.topology.alerts, encode(alert), alert.model.encode())
+        self.txn.alerts += alerts
+
+    def _dead_letters(self, letters: list[DeadLetter]) -> None:
+        for letter in letters:
+            self.sink.send(letter)
+            self.read["dead:" + letter.reason] += 1
+        self.txn.written[self.topology.deadletter] += len(letters)
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+            raise BrokerError(f"{error.str()}; run `driftline topics create` and restart")
+        if error.fatal():
+            raise Restart(f"consumer error: {error.str()}")
+        log.warning("consumer: %s", error.str())
+
+    # -- idleness and the end of a run ---------------------------------------------------------
+
+    def _drain_idle(self, now: float) -> bool:
+        """Drain the join tasks that had no input for ``idle_ms``; whether any was drained."""
+        idle = self.run_settings.idle_ms / 1000
+        if self.run_settings.exit_when_idle is not None:
+            idle = min(idle, self.run_settings.exit_when_idle)
+        drained = False
+        for partition, task in self.joins.items():
+            quiet = now - self.last_input.get(partition, now) >= idle
+            unread = any(
+                self.alignment.unread(topic, partition, self.positions)
+                for topic in (self.topology.predictions, self.topology.labels)
+            )
+            if not task.drained and quiet and not unread:
+                self.txn.start()
+                self._send_items(task.drain())
+                self.dirty.add(("join", partition))
+                drained = True
+        return drained
+
+    def _finished(self, now: float) -> bool:
+        """With ``exit_when_idle``: nothing read for that long, all joins drained: finish."""
+        wait = self.run_settings.exit_when_idle
+        if wait is None or not self.assigned_once or now - self.last_activity < wait:
+            return False
+        if self.txn.open or not all(task.drained for task in self.joins.values()):
+            return False
+        self.txn.start()
+        for partition, task in self.monitors.items():
+            self._send_alerts(task.drain())
+            self.dirty.add(("monitor", partition))
+        self._commit()
+        return True
+
+    # -- commits --------------------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Progress markers, then checkpoints, offsets and commit (:class:`Transaction`)."""
+        if not self.txn.open:
+            return
+        t = self.topology
+        for name, partition in sorted(self.dirty):
+            mark = self.joins[partition].progress() if name == "join" else None
+            if mark is not None:
+                value = encode_internal(mark)
+                for target in range(t.joined_partitions):
+                    self.txn.produce(t.joined, value, None, target)
+        tasks = {tid: self._task(tid) for tid in self.dirty}
+        group = self.consumer.consumer_group_metadata()
+        sizes = self.txn.commit(tasks, self._offsets, group)
+        log.debug("committed %s at %s", sorted(tasks), sorted(self.positions.items()))
+        self._report(sizes)
+        self.dirty.clear()
+
+    def _offsets(self, where: Mapping[TaskId, Location]) -> list[TopicPartition]:
+        """The input offsets of the checkpointed tasks, with their checkpoints' locations."""
+        return [
+            TopicPartition(topic, partition, self.positions[(topic, partition)], loc.metadata())
+            for tid, loc in where.items()
+            for topic, partition in self._inputs(tid)
+            if (topic, partition) in self.positions
+        ]
+
+    def _report(self, sizes: dict[TaskId, int]) -> None:
+        """Tell the observer, and the worker's report, what was just committed."""
+        obs, t, report = self.worker.observer, self.topology, self.worker.report.counts
+        written, alerts, oldest = self.txn.finished()
+        for topic, name in (
+            (t.predictions, "predictions"),
+            (t.labels, "labels"),
+            (t.joined, "joined"),
+        ):
+            if self.read[name]:
+                obs.records_in(topic, self.read[name])
+        for topic, count in written.items():
+            obs.records_out(topic, count)
+        for name, count in self.read.items():
+            if name.startswith("dead:"):
+                obs.dead_letters(name[5:], count)
+        obs.alerts(alerts)
+        obs.label_delays(self.delays)
+        if oldest is not None:
+            obs.processing_latency(time.time() - oldest / 1000)
+        for (name, partition), size in sizes.items():
+            obs.state_size(name, partition, size)
+            if name == "join":
+                stage = self.joins[partition].stage
+                obs.join_counts(partition, {**stage.joiner.counts, "late": stage.counts["late"]})
+            else:
+                for model, monitor in self.monitors[partition].stage.monitors.items():
+                    obs.drift_statistics(model, drift_statistics(monitor))
+        for tp in self.consumer.assignment():
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            position = self.positions.get((tp.topic, tp.partition))
+            if high >= 0 and position is not None:
+                obs.consumer_lag(tp.topic, tp.partition, max(0, high - position))
+        report.update(self.read)
+        report.update({"alerts": len(alerts), "commits": 1})
+        report["dead_letters"] += written[t.deadletter]
+        self.read.clear()
+        self.delays = []
+
+    # -- tasks and rebalances -------------------------------------------------------------------
+
+    def _owns(self, key: tuple[str, int]) -> bool:
+        return key[1] in (self.monitors if key[0] == self.topology.joined else self.joins)
+
+    def _task(self, tid: TaskId) -> JoinTask | MonitorTask:
+        return self.joins[tid[1]] if tid[0] == "join" else self.monitors[tid[1]]
+
+    def _inputs(self, tid: TaskId) -> list[tuple[str, int]]:
+        t, (name, partition) = self.topology, tid
+        if name == "join":
+            return [(t.predictions, partition), (t.labels, partition)]
+        return [(t.joined, partition)]
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            self._restore(partitions)
+        except (BrokerError, KafkaException) as exc:  # the broker is away: try again later
+            self.failure = Restart(f"could not restore the assigned tasks: {exc}")
+        except Exception as exc:  # raised again by run(), outside librdkafka's callback
+            self.failure = exc
+        self.assigned_once = True
+        self.last_activity = time.monotonic()
+        self.worker.observer.rebalance(len(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            if not self.aborting and self.failure is None:
+                self._commit()
+        except Exception as exc:
+            self.failure = exc if isinstance(exc, BrokerError) else Restart(str(exc))
+        self._drop(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.failure = self.failure or Restart("partitions lost (the session timed out)")
+        self._drop(partitions)
+
+    def _drop(self, partitions: list[TopicPartition]) -> None:
+        self.alignment.forget(partitions)
+        for tp in partitions:
+            self.positions.pop((tp.topic, tp.partition), None)
+            tid = ("monitor" if tp.topic == self.topology.joined else "join", tp.partition)
+            self.dirty.discard(tid)
+            (self.monitors if tid[0] == "monitor" else self.joins).pop(tp.partition, None)
+
+    def _restore(self, partitions: list[TopicPartition]) -> None:
+        """Create the assigned tasks from their last committed checkpoints (or afresh)."""
+        joins, monitors, positions = restore(
+            self.consumer, self.reader, partitions, self.topology, self.worker.spec
+        )
+        self.joins.update(joins)
+        self.monitors.update(monitors)
+        self.positions.update(positions)
+        now = time.monotonic()
+        self.last_input.update({p: now for p in joins})

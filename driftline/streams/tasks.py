@@ -1,0 +1,171 @@
+"""The work of one partition in the Kafka runtime: what is checkpointed and restored as a unit.
+
+- :class:`JoinTask`, one per input partition (the same partition number of the predictions and
+  labels topics): a :class:`~driftline.pipeline.JoinStage`, plus the progress marker the monitor
+  partitions need (:class:`~driftline.watermark.Progress`).
+- :class:`MonitorTask`, one per partition of the internal ``joined`` topic (keyed by model, so a
+  model's monitors live in exactly one task): a :class:`~driftline.watermark.MergeBuffer` that
+  puts the items of all join partitions back in event-time order, then a
+  :class:`~driftline.pipeline.MonitorStage`.
+
+Tasks are plain picklable objects with no Kafka in them; :mod:`driftline.streams.state` turns
+them into signed checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+
+from driftline.events import Alert, Label, Prediction
+from driftline.monitors.model_monitor import ModelMonitor
+from driftline.pipeline import JoinStage, MonitorStage, PipelineSpec, Sequenced
+from driftline.watermark import MergeBuffer, Progress
+
+__all__ = ["JoinTask", "MonitorTask", "drift_statistics"]
+
+
+class JoinTask:
+    """The label join of one input partition, and how far in event time it has got."""
+
+    stage_name = "join"
+
+    def __init__(self, partition: int, spec: PipelineSpec) -> None:
+        self.partition = partition
+        self.spec = spec
+        self._reset()
+
+    def _reset(self) -> None:
+        self.stage = JoinStage(self.spec)
+        self.newest: int | None = None  # the newest event time pushed to the stage
+        self.drained = False
+        self.reported: Progress | None = None  # the last progress marker sent
+        self._held: tuple[list[Prediction], list[Label]] = ([], [])
+        # the newest event time read from each topic, held back or not
+        self.read_newest: dict[str, int] = {}
+
+    def push(
+        self,
+        predictions: Sequence[Prediction],
+        labels: Sequence[Label],
+        frontier: int | None = None,
+    ) -> list[Sequenced]:
+        """:meth:`add` the events, then :meth:`release` up to ``frontier``."""
+        self.add(predictions, labels)
+        return self.release(frontier)
+
+    def add(self, predictions: Sequence[Prediction], labels: Sequence[Label]) -> None:
+        """Take a batch of this partition's events, held until :meth:`release`."""
+        for name, events in (("predictions", predictions), ("labels", labels)):
+            if events:
+                newest = max(e.ts or 0 for e in events)
+                self.read_newest[name] = max(newest, self.read_newest.get(name, newest))
+        self._held[0].extend(predictions)
+        self._held[1].extend(labels)
+
+    def release(self, frontier: int | None = None) -> list[Sequenced]:
+        """Join the events held, up to ``frontier`` (event time; None: all of them).
+
+        The runtime sets a frontier while one topic is catching up, so that the other does not
+        run ahead of it by more than the lateness (its events would arrive late at the join).
+        """
+        held_p, held_y = self._held
+        if frontier is None:
+            ready_p, ready_y = held_p, held_y
+            self._held = ([], [])
+        else:
+            ready_p = [p for p in held_p if (p.ts or 0) <= frontier]
+            ready_y = [y for y in held_y if (y.ts or 0) <= frontier]
+            self._held = (
+                [p for p in held_p if (p.ts or 0) > frontier],
+                [y for y in held_y if (y.ts or 0) > frontier],
+            )
+        times = [p.ts or 0 for p in ready_p] + [y.ts or 0 for y in ready_y]
+        if times:
+            newest = max(times)
+            self.newest = newest if self.newest is None else max(self.newest, newest)
+            self.drained = False
+        return self.stage.push(ready_p, ready_y)
+
+    @property
+    def held(self) -> int:
+        """Events read but held back by a frontier."""
+        return len(self._held[0]) + len(self._held[1])
+
+    def drain(self) -> list[Sequenced]:
+        """Release everything held (the partition went quiet, or the run ends)."""
+        items = self.release()
+        self.drained = True
+        return items + self.stage.flush()
+
+    def progress(self) -> Progress | None:
+        """The marker to send to every monitor partition, or None if it has not changed.
+
+        Every item at or before the watermark has been released: the join stage releases an
+        event once it is ``lateness_ms`` behind the newest event time pushed.
+        """
+        if self.drained:
+            mark = Progress(self.partition, self.newest, drained=True)
+        elif self.newest is None:
+            return None
+        else:
+            mark = Progress(self.partition, self.newest - self.spec.lateness_ms)
+        if mark == self.reported:
+            return None
+        self.reported = mark
+        return mark
+
+
+class MonitorTask:
+    """The monitors of the models whose items land in one partition of the joined topic."""
+
+    stage_name = "monitor"
+
+    def __init__(self, partition: int, spec: PipelineSpec, sources: int) -> None:
+        self.partition = partition
+        self.spec = spec
+        self.sources = sources
+        self._reset()
+
+    def _reset(self) -> None:
+        # The merge buffer does the ordering, so the stage needs no lateness of its own.
+        self.stage = MonitorStage(dataclasses.replace(self.spec, lateness_ms=0))
+        self.merge: MergeBuffer[Sequenced] = MergeBuffer(self.sources)
+
+    def resize(self, sources: int) -> None:
+        """The input topics now have ``sources`` partitions."""
+        if sources != self.sources:
+            self.sources = sources
+            self.merge.resize(sources)
+
+    def push(self, records: Iterable[Sequenced | Progress]) -> list[Alert]:
+        """Items and progress markers, in the order read; the alerts they raised."""
+        merge = self.merge
+        for record in records:
+            if isinstance(record, Progress):
+                merge.progress(record)
+            else:
+                merge.push(record.ts, record.key, record)
+        return self.stage.push(merge.pop_ready())
+
+    def drain(self) -> list[Alert]:
+        """Monitor everything held, whatever the watermarks (the run ends)."""
+        return self.stage.push(self.merge.drain()) + self.stage.flush()
+
+    @property
+    def late(self) -> int:
+        return self.merge.counts["late"] + self.stage.counts["late"]
+
+
+def drift_statistics(monitor: ModelMonitor) -> Iterator[tuple[str, str, float]]:
+    """``(feature, detector, statistic)`` of a model's whole-model detectors, for metrics.
+
+    ``ModelMonitor`` has no public view of its detectors yet, so this reads its watches; a
+    missing attribute gives nothing rather than an error.
+    """
+    watches = getattr(monitor, "_inputs", {}).get((), {})
+    for watch in watches.values():
+        for detector in watch.detectors:
+            value = detector.statistic
+            if value is not None:
+                yield str(watch.name), detector.name, float(value)

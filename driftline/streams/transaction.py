@@ -1,0 +1,136 @@
+"""The transactional producer: what a batch writes is committed with its offsets, or not at all.
+
+A :class:`Transaction` is begun by the first record of a batch. Everything produced until
+:meth:`Transaction.commit` (joined items, progress markers, alerts, dead letters) is committed
+together with the tasks' checkpoints and the input offsets, which carry the checkpoints'
+locations as metadata. A retriable error is retried; any other makes the session restart
+(:class:`Restart`) from the last commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+
+from driftline.errors import BrokerError
+from driftline.events import Alert
+from driftline.streams.state import CheckpointWriter, Location, state_key
+
+__all__ = ["Restart", "TaskId", "Transaction"]
+
+#: A task: ``("join", input partition)`` or ``("monitor", joined partition)``.
+TaskId = tuple[str, int]
+
+
+class Restart(Exception):
+    """The session failed in a way a fresh consumer and producer recover from."""
+
+    @classmethod
+    def after(cls, what: str, exc: KafkaException) -> Restart:
+        return cls(f"{what}: {exc.args[0].str()}")
+
+
+class Transaction:
+    """One Kafka transaction at a time on ``producer``, plus what it will have written."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        state_topic: tuple[str, int],
+        key: bytes,
+        timeout: float,
+        fatal: Callable[[KafkaError], BrokerError | None],
+    ) -> None:
+        self.producer = producer
+        self.state_topic = state_topic
+        self.key = key
+        self.timeout = timeout
+        self.fatal = fatal
+        self.open = False
+        self.started = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.written: Counter[str] = Counter()  # records produced, by topic
+        self.alerts: list[Alert] = []
+        self.oldest_record_ms: int | None = None
+
+    def start(self) -> None:
+        """Begin a transaction unless one is open."""
+        if not self.open:
+            self._call("begin", self.producer.begin_transaction)
+            self.open, self.started = True, time.monotonic()
+
+    def produce(self, topic: str, value: bytes, key: bytes | None, partition: int = -1) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, partition=partition)
+                self.written[topic] += 1
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def saw_record(self, timestamp_ms: int) -> None:
+        """A record read in this transaction had this Kafka timestamp (for the latency)."""
+        if timestamp_ms > 0 and (
+            self.oldest_record_ms is None or timestamp_ms < self.oldest_record_ms
+        ):
+            self.oldest_record_ms = timestamp_ms
+
+    def commit(
+        self,
+        tasks: Mapping[TaskId, Any],
+        offsets: Callable[[Mapping[TaskId, Location]], list[TopicPartition]],
+        group: Any,
+    ) -> dict[TaskId, int]:
+        """Checkpoint ``tasks``, send ``offsets(locations)`` and commit; checkpoint sizes."""
+        topic, partitions = self.state_topic
+        writer = CheckpointWriter(self.producer, topic, partitions, self.key)
+        sizes = {tid: writer.write(tid[0], tid[1], task) for tid, task in tasks.items()}
+        try:
+            delivered = writer.locations(self.timeout * 3)
+        except BrokerError as exc:
+            raise Restart(str(exc)) from None
+        where = {tid: delivered[state_key(*tid)] for tid in tasks}
+        send = self.producer.send_offsets_to_transaction
+        self._call("send offsets", send, offsets(where), group, self.timeout)
+        self._call("commit", self.producer.commit_transaction, self.timeout * 3)
+        self.written[topic] += len(tasks)
+        self.open = False
+        return sizes
+
+    def finished(self) -> tuple[Counter[str], list[Alert], int | None]:
+        """What the committed transaction wrote; the counters start again."""
+        out = (self.written, self.alerts, self.oldest_record_ms)
+        self._reset()
+        return out
+
+    def abort(self) -> None:
+        """Abort if open; if the broker cannot be told, the next producer or the timeout will."""
+        if self.open:
+            with contextlib.suppress(KafkaException):
+                self.producer.abort_transaction(5)
+            self.open = False
+        self._reset()
+
+    def _call(self, what: str, call: Callable[..., Any], *args: Any) -> None:
+        """A transaction call, retried while its error is retriable."""
+        deadline = time.monotonic() + self.timeout * 3
+        while True:
+            try:
+                call(*args)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.retriable() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                fatal = self.fatal(error)
+                if fatal is not None:
+                    raise fatal from None
+                raise Restart.after(f"transaction {what} failed", exc) from None

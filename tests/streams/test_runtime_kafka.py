@@ -1,0 +1,432 @@
+"""``driftline run`` against a real broker: alerts, exactly once through crashes, scale-out.
+
+Streams are a few thousand events with small monitor windows, so that the file runs in a couple
+of minutes on two cores. Workers run in-process where that is enough, and as subprocesses where
+the test kills them. The broker-restart test needs a kafka-local broker the test may restart:
+it runs only with ``DRIFTLINE_TEST_BROKER_RESTART=1`` (it would disrupt a shared broker).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from driftline.codec import decode, decode_internal, encode
+from driftline.datasets import drifting_stream
+from driftline.errors import BrokerError, StateError
+from driftline.events import Alert, Label, Prediction
+from driftline.pipeline import Sequenced
+from driftline.settings import Settings
+from driftline.streams import clients
+from driftline.streams.metrics import PrometheusObserver
+from driftline.streams.replay import replay
+from driftline.streams.runtime import check_topics, run_worker
+from driftline.streams.state import Location, load_checkpoints
+from driftline.streams.topics import create_topics
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "test-state-key-0123456789abcdef"
+N, SHIFT_AT, CONCEPT_AT = 4000, 1500, 2800
+MONITOR = {"window": {"reference_size": 500, "window_size": 250, "check_every": 50}}
+MALFORMED = [b"{not json", b'{"event_id": "bad", "model": "demo", "features": 3, "prediction": 1}']
+AlertKey = tuple[str, str, str, str | None]
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def settings_for(base: Settings, **run: object) -> Settings:
+    """The test's topics and broker, with small windows, a state key and no metrics server."""
+    group = f"g{uuid.uuid4().hex[:8]}"
+    return Settings.load(
+        kafka=base.kafka.model_dump(),
+        topics=base.topics.model_dump(),
+        monitor=MONITOR,
+        pipeline={"join_ttl_ms": 600_000},
+        state={"key": KEY},
+        metrics={"enabled": False},
+        run={"group_id": group, "commit_interval_ms": 300, "session_timeout_ms": 6000, **run},
+    )
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The settings as DRIFTLINE_* variables, for a worker subprocess."""
+    import orjson
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    env["DRIFTLINE_KAFKA_BOOTSTRAP"] = settings.kafka.bootstrap
+    for name, value in settings.topics.model_dump().items():
+        env[f"DRIFTLINE_TOPICS_{name.upper()}"] = str(value)
+    for name, value in settings.run.model_dump().items():
+        if value is not None:
+            env[f"DRIFTLINE_RUN_{name.upper()}"] = str(value)
+    env["DRIFTLINE_MONITOR"] = orjson.dumps(settings.monitor).decode()
+    env["DRIFTLINE_PIPELINE_JOIN_TTL_MS"] = str(settings.pipeline.join_ttl_ms)
+    env["DRIFTLINE_STATE_KEY"] = KEY
+    env["DRIFTLINE_METRICS_ENABLED"] = "false"
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """``driftline run`` in a subprocess; its stderr goes to a file (a pipe could fill up)."""
+
+    def __init__(self, settings: Settings, log: Path, *args: str) -> None:
+        self.log = log
+        with log.open("w") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "driftline", "run", *args],
+                env=worker_env(settings),
+                stderr=handle,
+                stdout=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Until the worker's log has ``text``."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"worker never said {text!r}:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def finish(self, timeout: float = 120) -> str:
+        """Wait for a clean exit; the log."""
+        code = self.process.wait(timeout)
+        out = self.log.read_text()
+        assert code == 0, out
+        return out
+
+    def signal(self, number: int) -> None:
+        self.process.send_signal(number)
+        if number == signal.SIGKILL:
+            self.process.wait(10)
+
+
+def stream_events(labelled_every: int = 1) -> tuple[list[Prediction], list[Label]]:
+    """The drifting stream; with ``labelled_every`` > 1 some predictions never get a label."""
+    stream = drifting_stream(N, seed=3, shift_at=SHIFT_AT, concept_at=CONCEPT_AT)
+    labels = [y for i, y in enumerate(stream.labels) if labelled_every == 1 or i % labelled_every]
+    return stream.predictions, labels
+
+
+def publish(settings: Settings, predictions: list[Prediction], labels: list[Label]) -> None:
+    """Both topics in event-time order, as services would write them, plus malformed records."""
+    producer = clients.producer(settings.kafka)
+    events = sorted([*predictions, *labels], key=lambda e: e.ts or 0)
+    for event in events:
+        topic = (
+            settings.topics.predictions if isinstance(event, Prediction) else settings.topics.labels
+        )
+        producer.produce(topic, key=event.event_id.encode(), value=encode(event))
+    for value in MALFORMED:
+        producer.produce(settings.topics.predictions, key=b"bad", value=value)
+    assert producer.flush(30) == 0
+
+
+def publish_slowly(
+    settings: Settings, predictions: list[Prediction], labels: list[Label], seconds: float
+) -> threading.Thread:
+    """Publish in a thread, spread over ``seconds`` (a live stream)."""
+
+    def work() -> None:
+        producer = clients.producer(settings.kafka)
+        events = sorted([*predictions, *labels], key=lambda e: e.ts or 0)
+        step = max(1, len(events) // 40)
+        for i in range(0, len(events), step):
+            for event in events[i : i + step]:
+                topic = (
+                    settings.topics.predictions
+                    if isinstance(event, Prediction)
+                    else settings.topics.labels
+                )
+                producer.produce(topic, key=event.event_id.encode(), value=encode(event))
+            producer.poll(0)
+            time.sleep(seconds / 40)
+        for value in MALFORMED:
+            producer.produce(settings.topics.predictions, key=b"bad", value=value)
+        assert producer.flush(120) == 0
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def replay_alerts(
+    tmp: Path, settings: Settings, predictions: list[Prediction], labels: list[Label]
+) -> list[Alert]:
+    """What ``driftline replay`` says about the same events."""
+    files = {}
+    for name, events in (("p", predictions), ("y", labels)):
+        files[name] = tmp / f"{name}.jsonl"
+        files[name].write_bytes(b"".join(encode(e) + b"\n" for e in events))
+    out = io.BytesIO()
+    replay(files["p"], files["y"], out, spec=settings.pipeline_spec())
+    return [decode("alert", line) for line in out.getvalue().splitlines()]
+
+
+def keys(alerts: list[Alert]) -> set[AlertKey]:
+    return {(a.alert_id, a.status, a.kind, a.feature) for a in alerts}
+
+
+def read_topic(settings: Settings, topic: str, timeout: float = 30) -> list[Message]:
+    """Every committed record of ``topic``, up to its end when called."""
+    consumer = clients.consumer(
+        settings.kafka, f"reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
+    )
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    records: list[Message] = []
+    ended: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(ended) < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                error = message.error()
+                if error is None:
+                    records.append(message)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    ended.add(message.partition() or 0)
+    finally:
+        consumer.close()
+    assert len(ended) == len(partitions), f"{topic} not read to its end in {timeout}s"
+    return records
+
+
+def read_alerts(settings: Settings) -> list[Alert]:
+    records = read_topic(settings, settings.topics.alerts)
+    alerts = [decode("alert", r.value()) for r in records]  # decode checks the contract
+    for record, alert in zip(records, alerts, strict=True):
+        assert record.key() == alert.model.encode()
+    return alerts
+
+
+def joined_items(settings: Settings) -> Counter[str]:
+    """How many times each item key (``p/<id>``, ``y/<id>``) is in the joined topic."""
+    records = read_topic(settings, settings.topics.internal_prefix + "joined")
+    items = [decode_internal(r.value()) for r in records]
+    return Counter(i.key for i in items if isinstance(i, Sequenced))
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+def test_shift_and_concept_change_give_the_replay_alerts(
+    kafka_settings: Settings, tmp: Path
+) -> None:
+    settings = settings_for(kafka_settings, exit_when_idle=2.0)
+    create_topics(settings)
+    predictions, labels = stream_events(labelled_every=40)
+    labels += labels[:25]  # some labels come twice
+    publish(settings, predictions, labels)
+    registry = CollectorRegistry()
+    report = run_worker(settings, observer=PrometheusObserver(registry), handle_signals=False)
+
+    expected = replay_alerts(tmp, settings, predictions, labels)
+    alerts = read_alerts(settings)
+    assert len(alerts) == len({a.alert_id for a in alerts}), "an alert was published twice"
+    assert keys(alerts) == keys(expected)
+    firing = {(a.kind, a.feature) for a in alerts if a.status == "firing"}
+    assert {("data_drift", "x0"), ("data_drift", "x1"), ("concept_drift", None)} <= firing
+    assert not {f for k, f in firing if k == "data_drift"} - {"x0", "x1"}
+
+    letters = [
+        decode("deadletter", r.value()) for r in read_topic(settings, settings.topics.deadletter)
+    ]
+    assert sorted(d.reason for d in letters) == ["not_json", "schema"]
+    assert report.counts["predictions"] == N + len(MALFORMED) and report.counts["dead_letters"] == 2
+
+    def sample(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    assert sample("driftline_records_in_total", topic=settings.topics.predictions) == N + 2
+    assert sample("driftline_deadletter_total", reason="schema") == 1
+    by_kind = Counter((a.kind, a.severity) for a in alerts)
+    for (kind, severity), count in by_kind.items():
+        assert sample("driftline_alerts_total", kind=kind, severity=severity) == count
+    detector = settings.pipeline_spec().monitor.numeric_test
+    assert sample("driftline_drift_statistic", model="demo", feature="x0", detector=detector) > 0.5
+    assert (
+        sample("driftline_state_bytes", stage="monitor", partition="0")
+        + sample("driftline_state_bytes", stage="monitor", partition="1")
+        > 10_000
+    )
+    coverage = sample("driftline_join_coverage_ratio", partition="0")
+    assert 0.9 < coverage < 1.0  # one prediction in 40 has no label
+    assert sample("driftline_label_delay_seconds_count") == len(labels) - 25
+
+    tasks = load_checkpoints(
+        settings.kafka,
+        settings.run.group_id,
+        {"join": [settings.topics.predictions, settings.topics.labels]},
+        settings.topics.internal_prefix + "state",
+        KEY.encode(),
+    )
+    joiners = [task.stage.joiner.counts for task in tasks.values()]
+    assert sum(c["predictions"] for c in joiners) == N
+    assert sum(c["joined"] for c in joiners) == len(labels) - 25
+    assert sum(c["duplicate_labels"] for c in joiners) == 25
+
+
+def test_kill_9_then_restart_loses_and_repeats_nothing(kafka_settings: Settings, tmp: Path) -> None:
+    settings = settings_for(kafka_settings, instance_id="w1")
+    create_topics(settings)
+    predictions, labels = stream_events(labelled_every=25)
+    producer = publish_slowly(settings, predictions, labels, seconds=8)
+
+    first = WorkerProcess(settings, tmp / "first.log")
+    first.wait_for("assigned:")
+    time.sleep(2.5)
+    first.signal(signal.SIGKILL)  # mid-stream, a transaction open
+    second = WorkerProcess(settings, tmp / "second.log")
+    second.wait_for("assigned:")
+    time.sleep(2)
+    second.signal(signal.SIGTERM)  # graceful: commit, leave
+    assert "commits" in second.finish(timeout=30)
+    producer.join(60)
+    WorkerProcess(settings, tmp / "last.log", "--exit-when-idle", "2").finish()
+
+    expected = replay_alerts(tmp, settings, predictions, labels)
+    alerts = read_alerts(settings)
+    assert len(alerts) == len({a.alert_id for a in alerts}), "an alert was published twice"
+    assert keys(alerts) == keys(expected)
+    items = joined_items(settings)
+    assert {k for k, n in items.items() if n > 1} == set(), "a joined item was published twice"
+    assert sum(1 for k in items if k.startswith("p/")) == N
+    outcomes = {k for k in items if k.startswith("y/")}
+    assert outcomes == {f"y/{y.event_id}" for y in labels}
+    letters = read_topic(settings, settings.topics.deadletter)
+    assert len(letters) == len(MALFORMED)
+    tasks = load_checkpoints(
+        settings.kafka,
+        settings.run.group_id,
+        {"join": [settings.topics.predictions, settings.topics.labels]},
+        settings.topics.internal_prefix + "state",
+        KEY.encode(),
+    )
+    counts = sum((Counter(t.stage.joiner.counts) for t in tasks.values()), Counter())
+    assert counts["predictions"] == N and counts["joined"] == len(labels)
+    unlabelled = N - len(labels)
+    # every prediction is joined, expired unlabelled, or still waiting for its label (TTL)
+    waiting = unlabelled - counts["unlabelled"]
+    assert counts["unlabelled"] > 0 and 0 <= waiting <= unlabelled
+    last_ts = max(p.ts or 0 for p in predictions)
+    expired = {
+        p.event_id for p in predictions if (p.ts or 0) + settings.pipeline.join_ttl_ms <= last_ts
+    }
+    assert counts["unlabelled"] >= len(expired - {y.event_id for y in labels}) - 2 * len(tasks)
+
+
+def test_two_workers_give_the_alerts_of_one(kafka_settings: Settings, tmp: Path) -> None:
+    settings = settings_for(kafka_settings)
+    create_topics(settings)
+    predictions, labels = stream_events()
+    publish(settings, predictions, labels)
+    workers = [WorkerProcess(settings, tmp / f"{i}.log", "--exit-when-idle", "3") for i in (1, 2)]
+    logs = [w.finish() for w in workers]
+    assert all("assigned: join partitions [" in log for log in logs)
+    expected = replay_alerts(tmp, settings, predictions, labels)
+    alerts = read_alerts(settings)
+    assert len(alerts) == len({a.alert_id for a in alerts})
+    assert keys(alerts) == keys(expected)
+
+
+def test_missing_topics_and_unreachable_broker_say_what_to_do(kafka_settings: Settings) -> None:
+    settings = settings_for(kafka_settings)
+    with pytest.raises(BrokerError, match="run `driftline topics create`"):
+        check_topics(settings)
+    run = subprocess.run(
+        [sys.executable, "-m", "driftline", "run"],
+        env=worker_env(settings, DRIFTLINE_KAFKA_BOOTSTRAP="127.0.0.1:9"),
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert (
+        run.stderr.strip().splitlines()[-1].startswith("error: cannot reach Kafka at 127.0.0.1:9")
+    )
+
+
+def test_a_checkpoint_with_a_bad_signature_is_refused(kafka_settings: Settings, tmp: Path) -> None:
+    settings = settings_for(kafka_settings, exit_when_idle=1.0)
+    create_topics(settings)
+    # A forged checkpoint that would create a file if it were ever unpickled.
+    marker = tmp / "unpickled"
+
+    class Forged:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (Path.touch, (str(marker),))
+
+    state_topic = settings.topics.internal_prefix + "state"
+    producer = clients.producer(settings.kafka)
+    forged = b"\x01" + b"\x00" * 32 + pickle.dumps(Forged())
+    delivered: list[int] = []
+    producer.produce(
+        state_topic,
+        forged,
+        b"join/0",
+        partition=0,
+        on_delivery=lambda e, m: delivered.append(m.offset()),
+    )
+    producer.flush(10)
+    consumer = clients.consumer(settings.kafka, settings.run.group_id)
+    consumer.commit(
+        offsets=[
+            TopicPartition(settings.topics.predictions, 0, 0, Location(delivered[0], 0).metadata())
+        ],
+        asynchronous=False,
+    )
+    consumer.close()
+    with pytest.raises(StateError, match="signature does not match"):
+        run_worker(settings, handle_signals=False)
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(
+    os.environ.get("DRIFTLINE_TEST_BROKER_RESTART") != "1",
+    reason="restarts the broker: set DRIFTLINE_TEST_BROKER_RESTART=1 with a kafka-local broker",
+)
+def test_a_broker_restart_is_survived(kafka_settings: Settings, tmp: Path) -> None:
+    port = kafka_settings.kafka.bootstrap.rsplit(":", 1)[1]
+    env = {**os.environ, "KAFKA_LOCAL_PORT": port, "KAFKA_LOCAL_KEEP_DATA": "1"}
+    script = str(ROOT / "docker" / "kafka-local" / "kafka-local")
+    settings = settings_for(kafka_settings, idle_ms=20_000)
+    create_topics(settings)
+    predictions, labels = stream_events()
+    producer = publish_slowly(settings, predictions, labels, seconds=10)
+    worker = WorkerProcess(settings, tmp / "worker.log")
+    worker.wait_for("assigned:")
+    time.sleep(3)
+    subprocess.run([script, "stop"], env=env, check=True)
+    time.sleep(3)
+    subprocess.run([script, "start"], env=env, check=True)
+    producer.join(120)
+    expected = replay_alerts(tmp, settings, predictions, labels)
+    deadline = time.monotonic() + 120
+    alerts: list[Alert] = []
+    while time.monotonic() < deadline and keys(alerts) != keys(expected):
+        time.sleep(3)
+        alerts = read_alerts(settings)
+    worker.signal(signal.SIGTERM)
+    worker.finish(timeout=60)
+    assert len(alerts) == len({a.alert_id for a in alerts})
+    assert keys(alerts) == keys(expected)

@@ -1,0 +1,160 @@
+"""The Kafka runtime's tasks without Kafka: any partitioning and interleaving, the same alerts.
+
+An in-memory stand-in for the topics: events are spread over input partitions by ``event_id``,
+join tasks read them in random chunks and send their items to "joined partitions" by model, with
+progress markers; monitor tasks read those in random chunks. Tasks are pickled and restored on
+the way, as a rebalance would. The alerts must be those of one :class:`Pipeline` over the stream.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import zlib
+
+import pytest
+
+from driftline.codec import decode_internal, encode_internal
+from driftline.datasets import drifting_stream
+from driftline.events import Alert, Label, Prediction
+from driftline.monitors.spec import MonitorSpec
+from driftline.monitors.windows import WindowSpec
+from driftline.pipeline import Pipeline, PipelineSpec, Sequenced
+from driftline.streams.tasks import JoinTask, MonitorTask, drift_statistics
+from driftline.watermark import MergeBuffer, Progress
+
+SPEC = PipelineSpec(
+    monitor=MonitorSpec(window=WindowSpec(reference_size=400, window_size=200, check_every=50)),
+    lateness_ms=30_000,
+)
+
+
+def _partition(key: str, count: int) -> int:
+    return zlib.crc32(key.encode()) % count
+
+
+def _events() -> tuple[list[Prediction], list[Label]]:
+    a = drifting_stream(3000, seed=4, shift_at=1200, concept_at=2000, model="a")
+    b = drifting_stream(2500, seed=5, shift_at=900, shifted=("x5",), concept_at=None, model="b")
+    return a.predictions + b.predictions, a.labels + b.labels
+
+
+def _key(alert: Alert) -> tuple[str, str, str, str | None]:
+    return alert.alert_id, alert.status, alert.kind, alert.feature
+
+
+def _simulate(seed: int, inputs: int, outputs: int) -> list[Alert]:
+    rng = random.Random(seed)
+    predictions, labels = _events()
+    # Within an input partition the two topics interleave, a little out of event-time order
+    # (less than the lateness); the partitions themselves run as far apart as chance makes them.
+    queues: list[list[Prediction | Label]] = [[] for _ in range(inputs)]
+    jitter = SPEC.lateness_ms // 2
+    for event in sorted(predictions + labels, key=lambda e: _ts(e) + rng.uniform(0, jitter)):
+        queues[_partition(event.event_id, inputs)].append(event)
+    joins = [JoinTask(p, SPEC) for p in range(inputs)]
+    monitors = [MonitorTask(q, SPEC, inputs) for q in range(outputs)]
+    logs: list[list[bytes]] = [[] for _ in range(outputs)]
+    read = [0] * outputs
+    alerts: list[Alert] = []
+
+    def send(items: list[Sequenced], task: JoinTask) -> None:
+        for item in items:
+            logs[_partition(item.model, outputs)].append(encode_internal(item))
+        mark = task.progress()
+        if mark is not None:
+            for log in logs:
+                log.append(encode_internal(mark))
+
+    def consume(q: int, upto: int) -> None:
+        records = [decode_internal(b) for b in logs[q][read[q] : upto]]
+        read[q] = max(read[q], upto)
+        alerts.extend(monitors[q].push(records))
+
+    while any(queues):
+        p = rng.randrange(inputs)
+        take = rng.randint(1, 400)
+        chunk, queues[p] = queues[p][:take], queues[p][take:]
+        send(
+            joins[p].push(
+                [e for e in chunk if isinstance(e, Prediction)],
+                [e for e in chunk if isinstance(e, Label)],
+            ),
+            joins[p],
+        )
+        q = rng.randrange(outputs)
+        consume(q, rng.randint(read[q], len(logs[q])))
+        if rng.random() < 0.1:  # a rebalance: the task moves, through its checkpoint
+            joins[p] = pickle.loads(pickle.dumps(joins[p]))
+            monitors[q] = pickle.loads(pickle.dumps(monitors[q]))
+    for task in joins:
+        send(task.drain(), task)
+        assert task.stage.counts["late"] == 0
+    for q in range(outputs):
+        consume(q, len(logs[q]))
+        alerts += monitors[q].drain()
+        assert monitors[q].late == 0
+    return alerts
+
+
+def _ts(event: Prediction | Label) -> int:
+    return event.ts or 0
+
+
+@pytest.fixture(scope="module")
+def expected() -> set[tuple[str, str, str, str | None]]:
+    predictions, labels = _events()
+    pipeline = Pipeline(SPEC)
+    alerts = pipeline.push(predictions, labels) + pipeline.flush()
+    assert {a.model for a in alerts} == {"a", "b"}
+    return {_key(a) for a in alerts}
+
+
+@pytest.mark.parametrize(
+    ("seed", "inputs", "outputs"), [(0, 1, 1), (1, 3, 2), (2, 4, 3), (3, 2, 5)]
+)
+def test_partitioned_tasks_give_the_pipeline_alerts(
+    expected: set[tuple[str, str, str, str | None]], seed: int, inputs: int, outputs: int
+) -> None:
+    alerts = _simulate(seed, inputs, outputs)
+    assert len(alerts) == len({a.alert_id for a in alerts}), "an alert was repeated"
+    assert {_key(a) for a in alerts} == expected
+
+
+def test_merge_waits_for_every_source_and_skips_drained_ones() -> None:
+    merge: MergeBuffer[str] = MergeBuffer(sources=3)
+    for ts, key in ((10, "c"), (5, "b"), (5, "a"), (30, "d")):
+        merge.push(ts, key, f"{key}{ts}")
+    merge.progress(Progress(0, 20))
+    merge.progress(Progress(1, 12))
+    assert merge.pop_ready() == []  # source 2 has not spoken
+    merge.progress(Progress(2, None, drained=True))
+    assert merge.pop_ready() == ["a5", "b5", "c10"]
+    merge.push(7, "e", "late")
+    assert merge.pop_ready() == ["late"] and merge.counts["late"] == 1
+    merge.progress(Progress(1, 12, drained=True))
+    assert merge.pop_ready() == []  # source 0 is at 20
+    merge.progress(Progress(0, 20, drained=True))
+    assert merge.pop_ready() == ["d30"]
+
+
+def test_join_task_progress_is_sent_once_per_change() -> None:
+    task = JoinTask(0, SPEC)
+    assert task.progress() is None  # nothing seen
+    task.push([Prediction("e1", "m", {"x": 1.0}, 0, ts=100_000)], [])
+    assert task.progress() == Progress(0, 100_000 - SPEC.lateness_ms)
+    assert task.progress() is None
+    assert [s.key for s in task.drain()] == ["p/e1"]
+    assert task.progress() == Progress(0, 100_000, drained=True)
+
+
+def test_drift_statistics_read_the_whole_model_detectors() -> None:
+    predictions, labels = _events()
+    task = MonitorTask(0, SPEC, 1)
+    join = JoinTask(0, SPEC)
+    items = join.push(predictions[:1500], labels[:1500]) + join.drain()
+    task.push([*items, join.progress()])  # type: ignore[list-item]
+    stats = {(f, d): value for f, d, value in drift_statistics(task.stage.monitors["a"])}
+    assert {f for f, _ in stats} >= {"x0", "x9", "prediction", "scores.1"}
+    numeric = SPEC.monitor.numeric_test
+    assert stats["x0", numeric] > 0.5 > stats["x9", numeric]  # x0 shifted by one std
