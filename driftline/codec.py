@@ -256,10 +256,12 @@ def decode_or_dead_letter(
 # already, so reading it checks the structure but not the contracts again.
 
 
-def _fields(event: Any) -> dict[str, Any]:
-    return {
-        f.name: v for f in dataclasses.fields(event) if (v := getattr(event, f.name)) is not None
-    }
+@cache
+def _internal_types() -> tuple[type[Sequenced], type[Progress]]:
+    from driftline.pipeline import Sequenced
+    from driftline.watermark import Progress
+
+    return Sequenced, Progress
 
 
 def encode_internal(item: Sequenced | Progress) -> bytes:
@@ -270,25 +272,19 @@ def encode_internal(item: Sequenced | Progress) -> bytes:
     >>> decode_internal(encode_internal(item)) == item
     True
     """
-    from driftline.pipeline import Sequenced
-
-    if isinstance(item, Sequenced):
-        doc: dict[str, Any] = {"ts": item.ts, "key": item.key}
-        if isinstance(item.item, Prediction):
-            doc["p"] = _fields(item.item)
-        else:
-            doc["p"], doc["y"] = _fields(item.item[0]), _fields(item.item[1])
+    sequenced, _ = _internal_types()
+    if isinstance(item, sequenced):
+        event = item.item  # orjson writes the events' dataclasses itself, None fields included
+        if isinstance(event, Prediction):
+            return orjson.dumps({"ts": item.ts, "key": item.key, "p": event}, default=_plain)
+        doc = {"ts": item.ts, "key": item.key, "p": event[0], "y": event[1]}
         return orjson.dumps(doc, default=_plain)
-    return orjson.dumps(
-        {"source": item.source, "watermark": item.watermark, "drained": item.drained}
-    )
+    return orjson.dumps(item)
 
 
 def decode_internal(data: bytes | None) -> Sequenced | Progress:
     """The item or progress marker of an internal record; ``DecodeError`` if it is not one."""
-    from driftline.pipeline import Sequenced
-    from driftline.watermark import Progress
-
+    sequenced, progress = _internal_types()
     if data is None:
         raise DecodeError("internal record has no value (a tombstone)", reason="tombstone")
     try:
@@ -297,11 +293,11 @@ def decode_internal(data: bytes | None) -> Sequenced | Progress:
         raise _json_error(data, exc) from None
     try:
         if "source" in doc:
-            return Progress(int(doc["source"]), doc["watermark"], bool(doc["drained"]))
+            return progress(int(doc["source"]), doc["watermark"], bool(doc["drained"]))
         prediction = Prediction(**doc["p"])
         if "y" in doc:
-            return Sequenced(doc["ts"], doc["key"], (prediction, Label(**doc["y"])))
-        return Sequenced(doc["ts"], doc["key"], prediction)
+            return sequenced(doc["ts"], doc["key"], (prediction, Label(**doc["y"])))
+        return sequenced(doc["ts"], doc["key"], prediction)
     except (TypeError, KeyError, ValueError) as exc:
         raise DecodeError(
             f"not a driftline internal record ({type(exc).__name__}: {exc}); "

@@ -150,7 +150,8 @@ class RunSettings(_Section):
     """``driftline run``, the Kafka worker (see ``driftline.streams.runtime``).
 
     Outputs, state checkpoints and input offsets are committed together, in one Kafka
-    transaction, every ``commit_interval_ms``. A join partition with no input for ``idle_ms``
+    transaction, every ``commit_interval_ms`` (or less often while checkpoints are big, so that
+    committing takes at most a fifth of the time). A join partition with no input for ``idle_ms``
     releases everything it holds and stops holding the monitors back. ``exit_when_idle``
     (seconds): flush and exit after that long without records (tests, backfills).
     ``instance_id``: a name unique to the worker and stable across its restarts (a pod name);

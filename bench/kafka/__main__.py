@@ -6,10 +6,13 @@ Each measurement runs in its own process, one after the other, on fresh topics:
 1. publish ``N`` events (a prediction with 10 features and its label: two records);
 2. the **ceiling**: a bare confluent-kafka consumer, ``orjson.loads`` on every record of both
    topics, nothing else;
-3. ``driftline run`` (one worker, in-process) over the same topics: join, repartition by model,
-   monitors, alerts, checkpoints, exactly-once commits; events/s from the partition assignment
-   to the commit that monitored the last joined record, and the ratio to the ceiling;
-4. with ``--latency-seconds`` > 0: a worker while events are published at ``--rate`` events/s
+3. ``driftline run`` (``--workers`` processes, 1 by default) over the same topics: join,
+   repartition by model, monitors, alerts, checkpoints, exactly-once commits; events/s from the
+   first partition assignment to the commit that monitored the last joined record, and the
+   ratio to the ceiling;
+4. the **core alone**: :class:`driftline.pipeline.Pipeline` over the same events in memory
+   (batches of 1,000; no Kafka, no codec), the most the join and the monitors allow;
+5. with ``--latency-seconds`` > 0: a worker while events are published at ``--rate`` events/s
    with event time = wall-clock time (lateness 200 ms, commits every 100 ms); p50/p99 of the
    delay from an alert's triggering event to the alert being readable (read_committed).
 
@@ -34,8 +37,14 @@ RESULTS = ROOT / "bench" / "results" / "kafka.json"
 
 def _alone(function: Any, *args: Any) -> Any:
     """``function(*args)`` in a fresh process (its own memory and GIL)."""
-    with ProcessPoolExecutor(1) as pool:
-        return pool.submit(function, *args).result()
+    return _together(1, function, *args)[0]
+
+
+def _together(count: int, function: Any, *args: Any) -> list[Any]:
+    """``function(*args)`` in ``count`` fresh processes at once."""
+    with ProcessPoolExecutor(count) as pool:
+        futures = [pool.submit(function, *args) for _ in range(count)]
+        return [f.result() for f in futures]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", required=True, help="a broker of your own, host:port")
     parser.add_argument("--events", type=int, default=200_000, help="events (default 200,000)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--rate", type=int, default=2000, help="latency run: events/s")
     parser.add_argument("--latency-seconds", type=float, default=60.0, help="0: no latency run")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -53,15 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"published {args.events:,} events ({2 * args.events:,} records) in {seconds:.1f}s")
     ceiling = _alone(run.ceiling, settings, args.events)
     print(f"ceiling (consume + orjson): {ceiling['events_per_s']:,.0f} events/s")
-    driftline = _alone(run.throughput, settings, args.events)
+    runs = _together(args.workers, run.worker, settings)
+    driftline = run.throughput(runs, args.events, args.partitions)
     ratio = driftline["events_per_s"] / ceiling["events_per_s"]
     print(
-        f"driftline run: {driftline['events_per_s']:,.0f} events/s = {ratio:.0%} of the ceiling "
+        f"driftline run ({args.workers} worker{'s' if args.workers > 1 else ''}): "
+        f"{driftline['events_per_s']:,.0f} events/s = {ratio:.0%} of the ceiling "
         f"(target >= 50%); peak RSS {driftline['rss_mb']:,.0f} MB after {args.events:,} events "
         f"(ceiling process {ceiling['rss_mb']:,.0f} MB); {driftline['alerts']:.0f} alerts"
     )
+    pure = _alone(run.core, args.events)
+    print(
+        f"core alone (Pipeline in memory, no Kafka): {pure['events_per_s']:,.0f} events/s; "
+        f"driftline run = {driftline['events_per_s'] / pure['events_per_s']:.0%} of it"
+    )
     results: dict[str, Any] = {"events": args.events, "partitions": args.partitions}
-    results.update(ceiling=ceiling, driftline=driftline, ratio=ratio)
+    results.update(ceiling=ceiling, driftline=driftline, ratio=ratio, core=pure)
     if args.latency_seconds > 0:
         live = run.make_settings(
             args.bootstrap, args.partitions, lateness_ms=200, commit_interval_ms=100

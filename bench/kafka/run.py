@@ -4,8 +4,9 @@
   features, two class scores, a tag, a label 50 events later), pre-encoded, to fresh topics.
 - :func:`ceiling`: a bare confluent-kafka consumer reading both input topics with
   ``orjson.loads`` on every value and nothing else: the most any Python worker could do.
-- :func:`throughput`: :func:`driftline.streams.runtime.run_worker` over the same topics, from
-  the partition assignment to the commit that has monitored every joined record.
+- :func:`worker` and :func:`throughput`: :func:`driftline.streams.runtime.run_worker` in one or
+  more processes over the same topics, from the first partition assignment to the last commit
+  that monitored joined records.
 - :func:`latency`: a worker running while events are published at a steady rate with event
   time = wall-clock time, the features shifting back and forth so that alerts keep coming; the
   delay from an alert's triggering event (its ``event_ts``) to the alert being readable.
@@ -27,14 +28,16 @@ from driftline.codec import decode, encode
 from driftline.datasets import drifting_stream
 from driftline.events import Prediction
 from driftline.observe import Observer
+from driftline.pipeline import Pipeline
 from driftline.settings import Settings
 from driftline.streams import clients
 from driftline.streams.runtime import Worker, run_worker
 from driftline.streams.topics import create_topics
 
-__all__ = ["ceiling", "latency", "make_settings", "publish", "throughput"]
+__all__ = ["ceiling", "core", "latency", "make_settings", "publish", "throughput", "worker"]
 
 KEY = "bench-state-key-0123456789abcdef"
+PERIOD_MS = 5000
 
 
 def make_settings(
@@ -78,6 +81,19 @@ def publish(settings: Settings, n: int) -> float:
     return time.perf_counter() - started
 
 
+def core(n: int) -> dict[str, float]:
+    """The pure pipeline over the same events in memory, in batches of 1,000: events/s."""
+    stream = drifting_stream(n, seed=1, shift_at=n // 2, concept_at=(3 * n) // 4)
+    pipeline = Pipeline()
+    started = time.perf_counter()
+    for i in range(0, n, 1000):
+        pipeline.push(stream.predictions[i : i + 1000], stream.labels[max(0, i - 50) : i + 950])
+    pipeline.push([], stream.labels[max(0, n - 50) :])
+    pipeline.flush()
+    seconds = time.perf_counter() - started
+    return {"events_per_s": n / seconds, "seconds": seconds}
+
+
 def _produce(producer: Any, topic: str, key: bytes, value: bytes) -> None:
     while True:
         try:
@@ -101,7 +117,7 @@ def ceiling(settings: Settings, n: int) -> dict[str, float]:
     while count < target:
         for message in consumer.consume(5000, timeout=0.5):
             if message.error() is None:
-                orjson.loads(message.value())
+                orjson.loads(message.value() or b"null")
                 count += 1
     seconds = time.perf_counter() - assigned[0]
     consumer.close()
@@ -109,55 +125,67 @@ def ceiling(settings: Settings, n: int) -> dict[str, float]:
 
 
 class _Clock(Observer):
-    """Times the run: assignment, and the commit after which every joined record was read."""
+    """Times a worker: its first assignment, and its last commit that read joined records."""
 
-    def __init__(self, joined_topic: str, expected: int) -> None:
-        self.joined_topic, self.expected = joined_topic, expected
+    def __init__(self, joined_topic: str) -> None:
+        self.joined_topic = joined_topic
         self.assigned: float | None = None
-        self.done: float | None = None
+        self.last_joined: float | None = None
         self.joined = 0
         self.latencies: list[float] = []
 
     def rebalance(self, assigned: int) -> None:
         if self.assigned is None and assigned:
-            self.assigned = time.perf_counter()
+            self.assigned = time.time()
 
     def records_in(self, topic: str, count: int) -> None:
         if topic == self.joined_topic:
             self.joined += count
-            if self.done is None and self.joined >= self.expected:
-                self.done = time.perf_counter()
+            self.last_joined = time.time()
 
     def processing_latency(self, seconds: float) -> None:
         self.latencies.append(seconds)
 
 
-def throughput(settings: Settings, n: int) -> dict[str, float]:
-    """``driftline run`` over the published topics: events/s, peak memory."""
-    joined = settings.topics.internal_prefix + "joined"
-    clock = _Clock(joined, 2 * n)  # a prediction item and an outcome item per event
+def worker(settings: Settings) -> dict[str, float]:
+    """One ``driftline run`` worker until idle: when it started and finished, what it read."""
+    clock = _Clock(settings.topics.internal_prefix + "joined")
     settings = settings.model_copy(
         update={"run": settings.run.model_copy(update={"exit_when_idle": 3.0})}
     )
     report = run_worker(settings, observer=clock, handle_signals=False)
-    if clock.assigned is None or clock.done is None:
-        raise RuntimeError(f"the run did not monitor every record: {report.summary()}")
-    seconds = clock.done - clock.assigned
+    return {
+        "assigned": clock.assigned or float("nan"),
+        "last_joined": clock.last_joined or float("nan"),
+        "joined": float(clock.joined),
+        "rss_mb": _rss_mb(),
+        "alerts": float(report.counts["alerts"]),
+        "restarts": float(report.counts["restarts"]),
+    }
+
+
+def throughput(runs: list[dict[str, float]], n: int, partitions: int) -> dict[str, float]:
+    """Events/s of workers over ``n`` events: from the first assignment to the last commit
+    that monitored joined records (a prediction item, an outcome and progress markers)."""
+    joined = sum(r["joined"] for r in runs)
+    if joined < 2 * n:
+        raise RuntimeError(f"the workers monitored {joined:.0f} joined records of {2 * n}")
+    seconds = max(r["last_joined"] for r in runs) - min(r["assigned"] for r in runs)
     return {
         "events_per_s": n / seconds,
         "seconds": seconds,
-        "rss_mb": _rss_mb(),
-        "alerts": float(report.counts["alerts"]),
-        "commits": float(report.counts["commits"]),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+        "alerts": sum(r["alerts"] for r in runs),
+        "workers": float(len(runs)),
     }
 
 
 def latency(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
     """Alerts' delay from their triggering event to being readable, at ``rate`` events/s."""
     create_topics(settings)
-    clock = _Clock("", 0)
-    worker = Worker(settings, clock)
-    running = threading.Thread(target=worker.run)
+    clock = _Clock("")
+    running_worker = Worker(settings, clock)
+    running = threading.Thread(target=running_worker.run)
     running.start()
     reader = clients.consumer(settings.kafka, f"reader-{uuid.uuid4().hex[:8]}")
     reader.subscribe([settings.topics.alerts])
@@ -170,13 +198,13 @@ def latency(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
     while time.monotonic() < end:
         for message in reader.consume(100, timeout=0.2):
             if message.error() is None:
-                alert = decode("alert", message.value())
+                alert = decode("alert", message.value() or b"")
                 if alert.status == "firing":
                     delays.append(time.time() - alert.event_ts / 1000)
     stop.set()
     publisher.join()
     reader.close()
-    worker.stop()
+    running_worker.stop()
     running.join(60)
     return {
         "alerts": float(len(delays)),
@@ -192,7 +220,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _steady(settings: Settings, rate: int, seconds: float, stop: threading.Event) -> None:
-    """Publish at ``rate`` events/s; x0 shifts by 1 sd for 20 s out of every 40."""
+    """Publish at ``rate`` events/s; each period another feature is shifted by 1 sd (the alert
+    policy's cooldown allows one firing alert per feature and hour)."""
     producer = clients.producer(settings.kafka, **{"linger.ms": 1})
     rng = np.random.default_rng(0)
     topics, started, i = settings.topics, time.monotonic(), 0
@@ -202,8 +231,7 @@ def _steady(settings: Settings, rate: int, seconds: float, stop: threading.Event
         while i < due:
             now_ms = int(time.time() * 1000)
             x = rng.standard_normal(10)
-            if (now_ms // 20_000) % 2:
-                x[0] += 1.0
+            x[(now_ms // PERIOD_MS) % 10] += 1.0  # a new feature drifts every period
             event_id = f"e{i}"
             p = Prediction(
                 event_id, "bench", {f"x{j}": float(x[j]) for j in range(10)}, int(x[0] + x[2] > 0),

@@ -7,12 +7,15 @@ One worker process runs both stages of :mod:`driftline.pipeline`, with one consu
   assignor gives partition *p* of both to the same worker). A :class:`~driftline.streams.tasks.
   JoinTask` per input partition joins labels to predictions and publishes the items it releases
   to ``<internal_prefix>joined``, keyed by model (Kafka Streams' repartition), plus progress
-  markers to every partition of that topic;
+  markers (its watermark) to every partition of that topic;
 - **monitor**: the joined topic. A :class:`~driftline.streams.tasks.MonitorTask` per partition
-  puts the items of all join partitions back in event-time order and monitors them; each
-  model's state lives in exactly one task. Alerts go to the alerts topic keyed by model.
+  puts the items of all join partitions back in event-time order (it waits for every join
+  partition's watermark, :mod:`driftline.watermark`) and monitors them; each model's state lives
+  in exactly one task. Alerts go to the alerts topic keyed by model, dead letters to the
+  dead-letter topic. So ``driftline run`` raises the alerts ``driftline replay`` raises for the
+  same events, whatever the partitioning, the interleaving, the number of workers or restarts.
 
-One consumer rather than one per stage, because then one transaction can hold everything a batch
+One consumer rather than one per stage, because then one transaction holds everything a batch
 caused (joined records, alerts, dead letters, checkpoints) with the offsets of all three topics,
 under one group, and one rebalance callback owns every task.
 
@@ -23,8 +26,22 @@ then the input offsets with the checkpoints' locations as metadata. Consumers re
 transaction (a worker killed with ``kill -9``) is never seen: the next owner restores the last
 committed checkpoint and reprocesses from the matching offsets. On a revoke the worker commits
 first; on an assign it restores. An error the transaction cannot survive (the broker lost it,
-a fenced producer) restarts the consumer and producer from the last commit. Alert ids are
-deterministic as well, so a reader that dedups on ``alert_id`` is safe even reading uncommitted.
+a fenced producer, a broker restart) restarts the consumer and producer from the last commit.
+Alert ids are deterministic as well, so a reader that dedups on ``alert_id`` is safe even when
+it reads uncommitted data. Give each worker a stable ``run.instance_id`` (a pod name): a
+restarted worker then aborts its predecessor's open transaction and takes its partitions at
+once (static membership), instead of after ``transaction_timeout_ms`` / ``session_timeout_ms``.
+
+**Quiet partitions and the end of a run.** A join partition with no input for ``run.idle_ms``
+releases what it holds and stops holding the monitors back. With ``run.exit_when_idle`` the
+worker does that after the given seconds, then releases everything its monitors hold, commits
+and exits (backfills, tests). SIGTERM and SIGINT commit the work done and leave the group.
+
+**Limits.** A model's monitors run in one task, so one model's throughput is that of one
+worker; more workers help with more models and with the join. Checkpoints are whole tasks, so
+their cost grows with the state (the join keeps ids for ``join_ttl_ms``); commits are spaced out
+when they get big. The topics must exist (``driftline topics create``); adding input partitions
+needs a restart of every worker.
 """
 
 from __future__ import annotations
@@ -146,20 +163,28 @@ class Worker:
         delay = 1.0
         while not self.stopping:
             session: Session | None = None
+            commits = self.report.counts["commits"]
             try:
                 session = Session(self, topology)
                 session.run()
                 session.close(commit=True)
+                session = None
                 break
             except Restart as exc:
                 self.report.counts["restarts"] += 1
+                if self.report.counts["commits"] > commits:
+                    delay = 1.0  # the failed session had made progress: not a crash loop
                 log.warning("%s; restarting from the last commit in %.0fs", exc, delay)
-                if session is not None:
-                    session.close(commit=False)
+                session, failed = None, session
+                if failed is not None:
+                    failed.close(commit=False)
                 end = time.monotonic() + delay
                 while not self.stopping and time.monotonic() < end:
                     time.sleep(0.1)
                 delay = min(delay * 2, 30.0)
+            finally:
+                if session is not None:  # any other error: leave the group, then raise it
+                    session.close(commit=False)
         self.report.seconds = time.monotonic() - started
         return self.report
 

@@ -51,7 +51,8 @@ class Session:
         except KafkaException as exc:
             raise Restart.after("could not start the transactional producer", exc) from None
         state = (topology.state, topology.state_partitions)
-        self.txn = Transaction(producer, state, worker.key, timeout, worker.fatal)
+        max_bytes = worker.settings.topics.max_message_bytes
+        self.txn = Transaction(producer, state, worker.key, max_bytes, timeout, worker.fatal)
         self.consumer = worker.consumer()
         self.reader = CheckpointReader(
             worker.consumer_factory(".restore"), topology.state, worker.key
@@ -98,6 +99,10 @@ class Session:
                 self.dirty.add(("join", task.partition))
             if self._drain_idle(now) or (self.txn.open and now - self.txn.started >= interval):
                 self._commit()
+                # big checkpoints: commit less often, so that committing stays under a fifth
+                # of the time (at the price of latency)
+                cost = time.monotonic() - now
+                interval = max(self.run_settings.commit_interval_ms / 1000, 4 * cost)
             if self._finished(now):
                 break
         else:
@@ -217,12 +222,13 @@ class Session:
             idle = min(idle, self.run_settings.exit_when_idle)
         drained = False
         for partition, task in self.joins.items():
-            quiet = now - self.last_input.get(partition, now) >= idle
+            if task.drained or now - self.last_input.get(partition, now) < idle:
+                continue
             unread = any(
                 self.alignment.unread(topic, partition, self.positions)
                 for topic in (self.topology.predictions, self.topology.labels)
             )
-            if not task.drained and quiet and not unread:
+            if not unread:  # quiet, not just slow to arrive
                 self.txn.start()
                 self._send_items(task.drain())
                 self.dirty.add(("join", partition))
@@ -259,7 +265,8 @@ class Session:
         tasks = {tid: self._task(tid) for tid in self.dirty}
         group = self.consumer.consumer_group_metadata()
         sizes = self.txn.commit(tasks, self._offsets, group)
-        log.debug("committed %s at %s", sorted(tasks), sorted(self.positions.items()))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("committed %s at %s", sorted(tasks), sorted(self.positions.items()))
         self._report(sizes)
         self.dirty.clear()
 

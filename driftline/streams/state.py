@@ -1,28 +1,38 @@
 """Task checkpoints in the compacted state topic, found again through the committed offsets.
 
-A checkpoint is a task (:mod:`driftline.streams.tasks`) sealed by :mod:`driftline.checkpoint`:
-pickled and signed with HMAC-SHA256 under ``settings.state.key``. It is written to the
-``<internal_prefix>state`` topic keyed ``<stage>/<partition>`` (``join/3``, ``monitor/0``),
-in the same transaction as the outputs and input offsets it goes with. Each input offset is
-committed with metadata naming where its task's checkpoint is (:class:`Location`), so
-restoring a task reads one record, not the whole topic, and always the checkpoint that matches
-the committed offsets. A checkpoint whose signature does not verify is refused, never unpickled.
+A checkpoint is a task (:mod:`driftline.streams.tasks`) pickled, then sealed by
+:mod:`driftline.checkpoint`: signed with HMAC-SHA256 under ``settings.state.key``. It is
+written to the ``<internal_prefix>state`` topic keyed ``<stage>/<partition>`` (``join/3``,
+``monitor/0``; a checkpoint larger than ``topics.max_message_bytes`` continues in records keyed
+``join/3#1``, ``join/3#2``...), in the same transaction as the outputs and input offsets it goes
+with. Each input offset is committed with metadata naming where its task's checkpoint is
+(:class:`Location`), so restoring a task reads its records only, not the whole topic, and
+always the checkpoint that matches the committed offsets. A checkpoint whose signature does not
+verify is refused, never unpickled.
 """
 
 from __future__ import annotations
 
+import copyreg
+import dataclasses
+import io
 import logging
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from driftline.checkpoint import seal, unseal
 from driftline.errors import BrokerError, ConfigError, StateError
+from driftline.events import Label, Prediction
+from driftline.pipeline import Sequenced
 from driftline.settings import KafkaSettings
 from driftline.streams.tasks import JoinTask, MonitorTask
+from driftline.watermark import Progress
 
 if TYPE_CHECKING:
     from driftline.pipeline import PipelineSpec
@@ -32,38 +42,60 @@ __all__ = [
     "CheckpointReader",
     "CheckpointWriter",
     "Location",
+    "dumps",
     "load_checkpoints",
     "restore",
     "state_key",
 ]
 
 _TAG = "driftline-state "
+_OVERHEAD = 64 * 1024  # room for a record's key, headers and framing under the size limit
 log = logging.getLogger("driftline.run")
 
 
-def state_key(stage: str, partition: int) -> bytes:
-    """The record key of a task's checkpoints."""
-    return f"{stage}/{partition}".encode()
+def state_key(stage: str, partition: int, chunk: int = 0) -> bytes:
+    """The record key of a task's checkpoints (and of their further chunks)."""
+    return f"{stage}/{partition}".encode() + (f"#{chunk}".encode() if chunk else b"")
+
+
+def _reducer(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
+    fields = attrgetter(*(f.name for f in dataclasses.fields(cls)))
+    return lambda obj: (cls, fields(obj))
+
+
+# Events are most of a checkpoint: pickle them as their constructor's arguments, which is a few
+# times faster than the generic path of frozen, slotted dataclasses (the objects are the same).
+_DISPATCH: dict[type, Callable[[Any], Any]] = dict(copyreg.dispatch_table)
+_DISPATCH.update({cls: _reducer(cls) for cls in (Prediction, Label, Sequenced, Progress)})
+
+
+def dumps(task: Any) -> bytes:
+    """``task`` pickled (with the fast path for events)."""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _DISPATCH
+    pickler.dump(task)
+    return out.getvalue()
 
 
 @dataclass(frozen=True, order=True)
 class Location:
-    """Where a checkpoint is in the state topic; kept in the committed offsets' metadata."""
+    """Where a checkpoint's records are in the state topic (kept in offset metadata)."""
 
-    offset: int
+    offsets: tuple[int, ...]
     partition: int
 
     def metadata(self) -> str:
-        return f"{_TAG}{self.partition}@{self.offset}"
+        return f"{_TAG}{self.partition}@{','.join(map(str, self.offsets))}"
 
     @classmethod
     def parse(cls, metadata: str | None) -> Location | None:
         """The location in offset metadata; None if there is none (or it is not ours)."""
         if not metadata or not metadata.startswith(_TAG):
             return None
-        partition, _, offset = metadata[len(_TAG) :].partition("@")
+        partition, _, offsets = metadata[len(_TAG) :].partition("@")
         try:
-            return cls(offset=int(offset), partition=int(partition))
+            return cls(tuple(int(o) for o in offsets.split(",")), int(partition))
         except ValueError:
             return None
 
@@ -71,38 +103,45 @@ class Location:
 class CheckpointWriter:
     """Writes checkpoints within the current transaction and learns where they landed."""
 
-    def __init__(self, producer: Producer, topic: str, partitions: int, key: bytes) -> None:
+    def __init__(
+        self, producer: Producer, topic: tuple[str, int], key: bytes, max_bytes: int
+    ) -> None:
         self.producer = producer
-        self.topic = topic
-        self.partitions = partitions
+        self.topic, self.partitions = topic
         self.key = key
-        self._delivered: dict[bytes, Location] = {}
+        self.chunk = max(1024, max_bytes - _OVERHEAD)
+        self._delivered: dict[bytes, dict[int, int]] = {}  # chunk offsets, by first key
+        self._chunks: dict[bytes, tuple[int, int]] = {}  # chunk count and partition
         self._errors: list[str] = []
 
     def write(self, stage: str, partition: int, task: Any) -> int:
         """Seal and produce ``task``'s checkpoint; its size in bytes."""
-        record_key = state_key(stage, partition)
-        value = seal(task, self.key)
+        value = seal(dumps(task), self.key)
+        first = state_key(stage, partition)
+        offsets = self._delivered[first] = {}
+        chunks = [value[i : i + self.chunk] for i in range(0, len(value), self.chunk)]
+        for index, chunk in enumerate(chunks):
 
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                self._errors.append(f"{record_key.decode()}: {error.str()}")
-            else:
-                where = Location(int(message.offset() or 0), int(message.partition() or 0))
-                self._delivered[record_key] = where
+            def delivered(error: KafkaError | None, message: Message, index: int = index) -> None:
+                if error is not None:
+                    self._errors.append(f"{first.decode()}: {error.str()}")
+                else:
+                    offsets[index] = int(message.offset() or 0)
 
-        while True:
-            try:
-                self.producer.produce(
-                    self.topic,
-                    value=value,
-                    key=record_key,
-                    partition=partition % self.partitions,
-                    on_delivery=delivered,
-                )
-                return len(value)
-            except BufferError:
-                self.producer.poll(0.05)
+            while True:
+                try:
+                    self.producer.produce(
+                        self.topic,
+                        value=chunk,
+                        key=state_key(stage, partition, index),
+                        partition=partition % self.partitions,
+                        on_delivery=delivered,
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+        self._chunks[first] = (len(chunks), partition % self.partitions)
+        return len(value)
 
     def locations(self, timeout: float) -> dict[bytes, Location]:
         """Wait for every checkpoint written so far; their locations by record key."""
@@ -112,11 +151,15 @@ class CheckpointWriter:
                 raise BrokerError(f"checkpoints not delivered within {timeout:g}s")
         if self._errors:
             raise BrokerError("checkpoints not delivered: " + "; ".join(self._errors))
-        return dict(self._delivered)
+        out = {}
+        for key, (count, partition) in self._chunks.items():
+            offsets = self._delivered[key]
+            out[key] = Location(tuple(offsets[i] for i in range(count)), partition)
+        return out
 
 
 class CheckpointReader:
-    """Reads single checkpoints back, by location, from committed data only."""
+    """Reads checkpoints back, by location, from committed data only."""
 
     def __init__(self, make_consumer: Callable[..., Consumer], topic: str, key: bytes) -> None:
         self.consumer = make_consumer(**{"isolation.level": "read_committed"})
@@ -125,34 +168,53 @@ class CheckpointReader:
 
     def read(self, stage: str, partition: int, where: Location, timeout: float = 30.0) -> Any:
         """The task checkpointed at ``where``; ``StateError`` if it is not a valid one."""
-        record_key = state_key(stage, partition)
-        name = f"checkpoint {record_key.decode()} at {self.topic}[{where.partition}]@{where.offset}"
-        self.consumer.assign([TopicPartition(self.topic, where.partition, where.offset)])
+        name = (
+            f"checkpoint {state_key(stage, partition).decode()} at "
+            f"{self.topic}[{where.partition}]@{where.offsets[0]}"
+        )
+        chunks = self._chunks(stage, partition, where, name, timeout)
+        try:
+            payload = unseal(b"".join(chunks), self.key)
+        except StateError as exc:
+            raise StateError(
+                f"{name}: {exc}. Set DRIFTLINE_STATE_KEY to the key the workers wrote it with, "
+                "or reset the consumer group to start afresh"
+            ) from None
+        task = pickle.loads(payload) if isinstance(payload, bytes) else None  # verified above
+        if (
+            getattr(task, "stage_name", None) != stage
+            or getattr(task, "partition", -1) != partition
+        ):
+            raise StateError(f"{name} holds another task; refusing it")
+        return task
+
+    def _chunks(
+        self, stage: str, partition: int, where: Location, name: str, timeout: float
+    ) -> list[bytes]:
+        wanted = {offset: index for index, offset in enumerate(where.offsets)}
+        found: dict[int, bytes] = {}
+        self.consumer.assign([TopicPartition(self.topic, where.partition, min(wanted))])
         deadline = time.monotonic() + timeout
         try:
-            while time.monotonic() < deadline:
+            while len(found) < len(wanted):
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"could not read {name} within {timeout:g}s")
                 message = self.consumer.poll(0.5)
                 if message is None or message.error() is not None:
                     continue
-                if message.offset() != where.offset or message.key() != record_key:
+                offset = message.offset() or 0
+                index = wanted.get(offset)
+                if index is not None and message.key() == state_key(stage, partition, index):
+                    found[index] = message.value() or b""
+                elif index is not None or offset > max(wanted):
                     raise StateError(
-                        f"{name} is missing (found {message.key()!r} at {message.offset()}); "
-                        "was the state topic deleted or recreated? Reset the consumer group "
-                        "to start afresh"
+                        f"{name} is missing (found {message.key()!r} at {offset}); was the "
+                        "state topic deleted or recreated? Reset the consumer group to start "
+                        "afresh"
                     )
-                try:
-                    task = unseal(message.value() or b"", self.key)
-                except StateError as exc:
-                    raise StateError(
-                        f"{name}: {exc}. Set DRIFTLINE_STATE_KEY to the key the workers "
-                        "wrote it with, or reset the consumer group to start afresh"
-                    ) from None
-                if getattr(task, "stage_name", None) != stage or task.partition != partition:
-                    raise StateError(f"{name} holds another task; refusing it")
-                return task
         finally:
             self.consumer.unassign()
-        raise BrokerError(f"could not read {name} within {timeout:g}s")
+        return [found[i] for i in range(len(wanted))]
 
     def close(self) -> None:
         self.consumer.close()

@@ -43,12 +43,14 @@ class Transaction:
         producer: Producer,
         state_topic: tuple[str, int],
         key: bytes,
+        max_bytes: int,
         timeout: float,
         fatal: Callable[[KafkaError], BrokerError | None],
     ) -> None:
         self.producer = producer
         self.state_topic = state_topic
         self.key = key
+        self.max_bytes = max_bytes
         self.timeout = timeout
         self.fatal = fatal
         self.open = False
@@ -89,8 +91,7 @@ class Transaction:
         group: Any,
     ) -> dict[TaskId, int]:
         """Checkpoint ``tasks``, send ``offsets(locations)`` and commit; checkpoint sizes."""
-        topic, partitions = self.state_topic
-        writer = CheckpointWriter(self.producer, topic, partitions, self.key)
+        writer = CheckpointWriter(self.producer, self.state_topic, self.key, self.max_bytes)
         sizes = {tid: writer.write(tid[0], tid[1], task) for tid, task in tasks.items()}
         try:
             delivered = writer.locations(self.timeout * 3)
@@ -100,7 +101,7 @@ class Transaction:
         send = self.producer.send_offsets_to_transaction
         self._call("send offsets", send, offsets(where), group, self.timeout)
         self._call("commit", self.producer.commit_transaction, self.timeout * 3)
-        self.written[topic] += len(tasks)
+        self.written[self.state_topic[0]] += len(tasks)
         self.open = False
         return sizes
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from driftline.cli import main
 from driftline.codec import decode, decode_internal, encode
 from driftline.datasets import drifting_stream
 from driftline.errors import BrokerError, StateError
@@ -55,13 +57,20 @@ def settings_for(base: Settings, **run: object) -> Settings:
     group = f"g{uuid.uuid4().hex[:8]}"
     return Settings.load(
         kafka=base.kafka.model_dump(),
-        topics=base.topics.model_dump(),
+        # small records for the workers, so that checkpoints span several (see create())
+        topics={**base.topics.model_dump(), "max_message_bytes": 100_000},
         monitor=MONITOR,
         pipeline={"join_ttl_ms": 600_000},
         state={"key": KEY},
         metrics={"enabled": False},
         run={"group_id": group, "commit_interval_ms": 300, "session_timeout_ms": 6000, **run},
     )
+
+
+def create(settings: Settings) -> None:
+    """The topics, with the default record size limit (the workers' limit is smaller)."""
+    topics = settings.topics.model_copy(update={"max_message_bytes": 8 << 20})
+    create_topics(settings.model_copy(update={"topics": topics}))
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -184,11 +193,12 @@ def keys(alerts: list[Alert]) -> set[AlertKey]:
     return {(a.alert_id, a.status, a.kind, a.feature) for a in alerts}
 
 
-def read_topic(settings: Settings, topic: str, timeout: float = 30) -> list[Message]:
-    """Every committed record of ``topic``, up to its end when called."""
-    consumer = clients.consumer(
-        settings.kafka, f"reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
-    )
+def read_topic(
+    settings: Settings, topic: str, isolation: str = "read_committed", timeout: float = 30
+) -> list[Message]:
+    """Every committed record of ``topic`` (or every record), up to its end when called."""
+    extra = {"enable.partition.eof": True, "isolation.level": isolation}
+    consumer = clients.consumer(settings.kafka, f"reader-{uuid.uuid4().hex}", **extra)
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     records: list[Message] = []
@@ -216,9 +226,9 @@ def read_alerts(settings: Settings) -> list[Alert]:
     return alerts
 
 
-def joined_items(settings: Settings) -> Counter[str]:
+def joined_items(settings: Settings, isolation: str = "read_committed") -> Counter[str]:
     """How many times each item key (``p/<id>``, ``y/<id>``) is in the joined topic."""
-    records = read_topic(settings, settings.topics.internal_prefix + "joined")
+    records = read_topic(settings, settings.topics.internal_prefix + "joined", isolation)
     items = [decode_internal(r.value()) for r in records]
     return Counter(i.key for i in items if isinstance(i, Sequenced))
 
@@ -235,7 +245,7 @@ def test_shift_and_concept_change_give_the_replay_alerts(
     kafka_settings: Settings, tmp: Path
 ) -> None:
     settings = settings_for(kafka_settings, exit_when_idle=2.0)
-    create_topics(settings)
+    create(settings)
     predictions, labels = stream_events(labelled_every=40)
     labels += labels[:25]  # some labels come twice
     publish(settings, predictions, labels)
@@ -269,7 +279,7 @@ def test_shift_and_concept_change_give_the_replay_alerts(
     assert (
         sample("driftline_state_bytes", stage="monitor", partition="0")
         + sample("driftline_state_bytes", stage="monitor", partition="1")
-        > 10_000
+        > 2 * settings.topics.max_message_bytes  # the monitors' checkpoint took several records
     )
     coverage = sample("driftline_join_coverage_ratio", partition="0")
     assert 0.9 < coverage < 1.0  # one prediction in 40 has no label
@@ -290,13 +300,15 @@ def test_shift_and_concept_change_give_the_replay_alerts(
 
 def test_kill_9_then_restart_loses_and_repeats_nothing(kafka_settings: Settings, tmp: Path) -> None:
     settings = settings_for(kafka_settings, instance_id="w1")
-    create_topics(settings)
+    create(settings)
     predictions, labels = stream_events(labelled_every=25)
     producer = publish_slowly(settings, predictions, labels, seconds=8)
 
-    first = WorkerProcess(settings, tmp / "first.log")
+    # Long transactions for the first worker, so that the kill cuts one short.
+    slow = settings.run.model_copy(update={"commit_interval_ms": 2000})
+    first = WorkerProcess(settings.model_copy(update={"run": slow}), tmp / "first.log")
     first.wait_for("assigned:")
-    time.sleep(2.5)
+    time.sleep(3)
     first.signal(signal.SIGKILL)  # mid-stream, a transaction open
     second = WorkerProcess(settings, tmp / "second.log")
     second.wait_for("assigned:")
@@ -312,6 +324,8 @@ def test_kill_9_then_restart_loses_and_repeats_nothing(kafka_settings: Settings,
     assert keys(alerts) == keys(expected)
     items = joined_items(settings)
     assert {k for k, n in items.items() if n > 1} == set(), "a joined item was published twice"
+    everything = joined_items(settings, "read_uncommitted")
+    assert everything.total() > items.total(), "the kill should have left an aborted transaction"
     assert sum(1 for k in items if k.startswith("p/")) == N
     outcomes = {k for k in items if k.startswith("y/")}
     assert outcomes == {f"y/{y.event_id}" for y in labels}
@@ -339,7 +353,7 @@ def test_kill_9_then_restart_loses_and_repeats_nothing(kafka_settings: Settings,
 
 def test_two_workers_give_the_alerts_of_one(kafka_settings: Settings, tmp: Path) -> None:
     settings = settings_for(kafka_settings)
-    create_topics(settings)
+    create(settings)
     predictions, labels = stream_events()
     publish(settings, predictions, labels)
     workers = [WorkerProcess(settings, tmp / f"{i}.log", "--exit-when-idle", "3") for i in (1, 2)]
@@ -351,24 +365,27 @@ def test_two_workers_give_the_alerts_of_one(kafka_settings: Settings, tmp: Path)
     assert keys(alerts) == keys(expected)
 
 
-def test_missing_topics_and_unreachable_broker_say_what_to_do(kafka_settings: Settings) -> None:
+def test_missing_topics_and_unreachable_broker_say_what_to_do(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = settings_for(kafka_settings)
-    with pytest.raises(BrokerError, match="run `driftline topics create`"):
-        check_topics(settings)
-    run = subprocess.run(
-        [sys.executable, "-m", "driftline", "run"],
-        env=worker_env(settings, DRIFTLINE_KAFKA_BOOTSTRAP="127.0.0.1:9"),
-        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
-    )  # fmt: skip
-    assert run.returncode == 1
-    assert (
-        run.stderr.strip().splitlines()[-1].startswith("error: cannot reach Kafka at 127.0.0.1:9")
-    )
+    for name, value in worker_env(settings).items():
+        if name.startswith("DRIFTLINE_"):
+            monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_:
+        main(["run"])
+    assert exit_.value.code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"error: missing topics on {settings.kafka.bootstrap}: ")
+    assert last.endswith("run `driftline topics create` with the same settings first")
+    away = settings.kafka.model_copy(update={"bootstrap": "127.0.0.1:9"})
+    with pytest.raises(BrokerError, match=re.escape("cannot reach Kafka at 127.0.0.1:9 within 1s")):
+        check_topics(settings.model_copy(update={"kafka": away}), timeout=1)
 
 
 def test_a_checkpoint_with_a_bad_signature_is_refused(kafka_settings: Settings, tmp: Path) -> None:
     settings = settings_for(kafka_settings, exit_when_idle=1.0)
-    create_topics(settings)
+    create(settings)
     # A forged checkpoint that would create a file if it were ever unpickled.
     marker = tmp / "unpickled"
 
@@ -391,7 +408,9 @@ def test_a_checkpoint_with_a_bad_signature_is_refused(kafka_settings: Settings, 
     consumer = clients.consumer(settings.kafka, settings.run.group_id)
     consumer.commit(
         offsets=[
-            TopicPartition(settings.topics.predictions, 0, 0, Location(delivered[0], 0).metadata())
+            TopicPartition(
+                settings.topics.predictions, 0, 0, Location((delivered[0],), 0).metadata()
+            )
         ],
         asynchronous=False,
     )
@@ -410,7 +429,7 @@ def test_a_broker_restart_is_survived(kafka_settings: Settings, tmp: Path) -> No
     env = {**os.environ, "KAFKA_LOCAL_PORT": port, "KAFKA_LOCAL_KEEP_DATA": "1"}
     script = str(ROOT / "docker" / "kafka-local" / "kafka-local")
     settings = settings_for(kafka_settings, idle_ms=20_000)
-    create_topics(settings)
+    create(settings)
     predictions, labels = stream_events()
     producer = publish_slowly(settings, predictions, labels, seconds=10)
     worker = WorkerProcess(settings, tmp / "worker.log")
