@@ -166,7 +166,7 @@ class RunSettings(_Section):
     idle_ms: int = Field(default=10_000, ge=100)
     exit_when_idle: float | None = Field(default=None, gt=0)
     session_timeout_ms: int = Field(default=10_000, ge=1000)
-    transaction_timeout_ms: int = Field(default=10_000, ge=1000)
+    transaction_timeout_ms: int = Field(default=30_000, ge=1000)
 
 
 class ModelsSettings(_Section):

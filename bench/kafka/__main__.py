@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         f"driftline run ({args.workers} worker{'s' if args.workers > 1 else ''}): "
         f"{driftline['events_per_s']:,.0f} events/s = {ratio:.0%} of the ceiling "
         f"(target >= 50%); peak RSS {driftline['rss_mb']:,.0f} MB after {args.events:,} events "
-        f"(ceiling process {ceiling['rss_mb']:,.0f} MB); {driftline['alerts']:.0f} alerts"
+        f"(ceiling process {ceiling['rss_mb']:,.0f} MB); {driftline['alerts']:.0f} alerts, "
+        f"{driftline['restarts']:.0f} restarts"
     )
     pure = _alone(run.core, args.events)
     print(

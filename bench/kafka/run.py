@@ -176,6 +176,7 @@ def throughput(runs: list[dict[str, float]], n: int, partitions: int) -> dict[st
         "seconds": seconds,
         "rss_mb": max(r["rss_mb"] for r in runs),
         "alerts": sum(r["alerts"] for r in runs),
+        "restarts": sum(r["restarts"] for r in runs),
         "workers": float(len(runs)),
     }
 

@@ -83,7 +83,7 @@ class Session:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        interval = self.run_settings.commit_interval_ms / 1000
+        interval = base = self.run_settings.commit_interval_ms / 1000
         while not self.worker.stopping:
             messages = self.consumer.consume(self.run_settings.batch_size, timeout=0.1)
             if self.failure is not None:
@@ -100,9 +100,9 @@ class Session:
             if self._drain_idle(now) or (self.txn.open and now - self.txn.started >= interval):
                 self._commit()
                 # big checkpoints: commit less often, so that committing stays under a fifth
-                # of the time (at the price of latency)
+                # of the time (at the price of latency), well within the transaction timeout
                 cost = time.monotonic() - now
-                interval = max(self.run_settings.commit_interval_ms / 1000, 4 * cost)
+                interval = min(max(base, 4 * cost), self.txn.timeout / 3)
             if self._finished(now):
                 break
         else:
@@ -118,9 +118,10 @@ class Session:
         except (KafkaException, RuntimeError) as exc:
             log.warning("closing the consumer: %s", exc)
         self.txn.abort()
-        with contextlib.suppress(KafkaException):  # a producer in a fatal state refuses these
-            self.txn.producer.purge()
-            self.txn.producer.flush(1)
+        if not self.txn.stuck:  # (a stuck producer is left to its blocked thread)
+            with contextlib.suppress(KafkaException):  # a producer in a fatal state refuses
+                self.txn.producer.purge()
+                self.txn.producer.flush(1)
         with contextlib.suppress(KafkaException, RuntimeError):
             self.reader.close()
 

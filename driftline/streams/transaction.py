@@ -10,6 +10,7 @@ locations as metadata. A retriable error is retried; any other makes the session
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -55,6 +56,7 @@ class Transaction:
         self.fatal = fatal
         self.open = False
         self.started = 0.0
+        self.stuck = False  # a call never returned: leave this producer alone
         self._reset()
 
     def _reset(self) -> None:
@@ -76,6 +78,8 @@ class Transaction:
                 return
             except BufferError:
                 self.producer.poll(0.05)
+            except KafkaException as exc:  # the producer failed (fenced, timed out...)
+                raise self.fatal(exc.args[0]) or Restart.after("produce failed", exc) from None
 
     def saw_record(self, timestamp_ms: int) -> None:
         """A record read in this transaction had this Kafka timestamp (for the latency)."""
@@ -94,13 +98,13 @@ class Transaction:
         writer = CheckpointWriter(self.producer, self.state_topic, self.key, self.max_bytes)
         sizes = {tid: writer.write(tid[0], tid[1], task) for tid, task in tasks.items()}
         try:
-            delivered = writer.locations(self.timeout * 3)
+            delivered = writer.locations(self.timeout)
         except BrokerError as exc:
             raise Restart(str(exc)) from None
         where = {tid: delivered[state_key(*tid)] for tid in tasks}
         send = self.producer.send_offsets_to_transaction
         self._call("send offsets", send, offsets(where), group, self.timeout)
-        self._call("commit", self.producer.commit_transaction, self.timeout * 3)
+        self._call("commit", self.producer.commit_transaction, self.timeout)
         self.written[self.state_topic[0]] += len(tasks)
         self.open = False
         return sizes
@@ -113,7 +117,7 @@ class Transaction:
 
     def abort(self) -> None:
         """Abort if open; if the broker cannot be told, the next producer or the timeout will."""
-        if self.open:
+        if self.open and not self.stuck:
             with contextlib.suppress(KafkaException):
                 self.producer.abort_transaction(5)
             self.open = False
@@ -121,10 +125,10 @@ class Transaction:
 
     def _call(self, what: str, call: Callable[..., Any], *args: Any) -> None:
         """A transaction call, retried while its error is retriable."""
-        deadline = time.monotonic() + self.timeout * 3
+        deadline = time.monotonic() + self.timeout  # the broker aborts it after that anyway
         while True:
             try:
-                call(*args)
+                self._bounded(what, call, *args)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
@@ -135,3 +139,29 @@ class Transaction:
                 if fatal is not None:
                     raise fatal from None
                 raise Restart.after(f"transaction {what} failed", exc) from None
+
+    def _bounded(self, what: str, call: Callable[..., Any], *args: Any) -> None:
+        """``call(*args)``, given up on after the transaction timeout.
+
+        librdkafka's ``send_offsets_to_transaction`` can ignore its timeout and block for good
+        when the group coordinator goes away (confluentinc/librdkafka#5456), so the call runs
+        in a thread; if it is still blocked, the producer is abandoned (``stuck``) and the
+        session restarts with a new one, which fences this one.
+        """
+        outcome: list[BaseException | None] = []
+
+        def target() -> None:
+            try:
+                call(*args)
+                outcome.append(None)
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append(exc)
+
+        thread = threading.Thread(target=target, name=f"driftline-{what}", daemon=True)
+        thread.start()
+        thread.join(self.timeout + 5)
+        if thread.is_alive():
+            self.stuck = True
+            raise Restart(f"transaction {what} did not return within {self.timeout + 5:g}s")
+        if outcome[0] is not None:
+            raise outcome[0]

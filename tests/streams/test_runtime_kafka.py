@@ -440,7 +440,7 @@ def test_a_broker_restart_is_survived(kafka_settings: Settings, tmp: Path) -> No
     subprocess.run([script, "start"], env=env, check=True)
     producer.join(120)
     expected = replay_alerts(tmp, settings, predictions, labels)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     alerts: list[Alert] = []
     while time.monotonic() < deadline and keys(alerts) != keys(expected):
         time.sleep(3)
