@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -30,6 +31,8 @@ def test_compose_file_is_complete_and_matches_the_local_broker() -> None:
     worker = services["driftline"]
     assert worker["build"]["dockerfile"] == "docker/Dockerfile"
     assert worker["environment"]["DRIFTLINE_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    # the state key comes from the host, and compose refuses to start the worker without it
+    assert worker["environment"]["DRIFTLINE_STATE_KEY"].startswith("${DRIFTLINE_STATE_KEY:?")
     for name in ("prometheus.yml",):
         assert (DOCKER / name).is_file()
     scrape = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
@@ -40,6 +43,7 @@ def test_compose_file_is_complete_and_matches_the_local_broker() -> None:
     if _compose_plugin_answers():
         run = subprocess.run(
             ["docker", "compose", "-f", str(DOCKER / "compose.yml"), "config", "--quiet"],
+            env={**os.environ, "DRIFTLINE_STATE_KEY": "k" * 32},
             capture_output=True,
             text=True,
             check=False,

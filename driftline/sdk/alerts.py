@@ -21,11 +21,11 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from types import TracebackType
 
 from driftline.codec import decode
 from driftline.errors import EventError
 from driftline.events import Alert
+from driftline.sdk._closing import Closing
 from driftline.settings import Settings
 from driftline.streams import clients
 
@@ -34,7 +34,7 @@ __all__ = ["AlertSubscriber"]
 log = logging.getLogger("driftline.sdk")
 
 
-class AlertSubscriber:
+class AlertSubscriber(Closing):
     """Reads the alerts topic (see the module docstring)."""
 
     def __init__(
@@ -109,14 +109,3 @@ class AlertSubscriber:
             if not self._closed:
                 self._closed = True
                 self._consumer.close()
-
-    def __enter__(self) -> AlertSubscriber:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -28,7 +28,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import orjson
@@ -36,6 +35,7 @@ from confluent_kafka import KafkaError, Message
 
 from driftline.codec import encode, validate
 from driftline.events import FeatureValue, Label, Prediction, Target
+from driftline.sdk._closing import Closing
 from driftline.settings import Settings
 from driftline.streams import clients
 
@@ -44,7 +44,7 @@ __all__ = ["PredictionLogger"]
 log = logging.getLogger("driftline.sdk")
 
 
-class PredictionLogger:
+class PredictionLogger(Closing):
     """Publishes prediction and label events of ``model`` (see the module docstring)."""
 
     def __init__(
@@ -147,17 +147,6 @@ class PredictionLogger:
         if left:
             log.warning("prediction log of %s: %d events not delivered at close", self.model, left)
         atexit.unregister(self.close)
-
-    def __enter__(self) -> PredictionLogger:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _now_ms() -> int:

@@ -26,7 +26,6 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
@@ -35,6 +34,7 @@ from driftline.codec import decode
 from driftline.errors import DriftlineError, EventError
 from driftline.events import FeatureValue, ModelVersion
 from driftline.models.artifact import ArtifactError, load_verified
+from driftline.sdk._closing import Closing
 from driftline.settings import Settings
 from driftline.streams import clients
 from driftline.streams.artifacts import ArtifactStore, LocalArtifactStore, fetch
@@ -49,7 +49,7 @@ class ModelNotReady(DriftlineError):
     """No verified version of the model has been loaded yet; wait for one or serve a fallback."""
 
 
-class ModelSubscriber:
+class ModelSubscriber(Closing):
     """Keeps the newest verified version of ``model`` in memory (see the module docstring).
 
     ``key`` (default ``settings.models.key``) checks signatures; ``store`` (default: a local
@@ -194,14 +194,3 @@ class ModelSubscriber:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-
-    def __enter__(self) -> ModelSubscriber:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
