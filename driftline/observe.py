@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from driftline.events import Alert
+from driftline.events import Alert, ModelVersion
 
 __all__ = ["Observer"]
 
@@ -47,6 +47,9 @@ class Observer:
 
     def alerts(self, alerts: Sequence[Alert]) -> None:
         """Alerts just published."""
+
+    def model_versions(self, versions: Sequence[ModelVersion]) -> None:
+        """Model versions just published (committed), oldest first."""
 
     def state_size(self, stage: str, partition: int, size_bytes: int) -> None:
         """The size of the latest checkpoint of ``stage`` for ``partition``."""

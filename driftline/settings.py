@@ -177,8 +177,11 @@ class ModelsSettings(_Section):
     before it loads one: a secret of at least 16 characters shared by driftline and the
     services, e.g. from ``openssl rand -hex 32`` (``DRIFTLINE_MODELS_KEY``). ``artifact_dir``:
     the artifact store for versions over ``max_inline_bytes`` (a folder the services can read).
+    ``enabled``: whether ``driftline run`` retrains (:meth:`retrains`); unset, it does when a
+    key is set. ``driftline replay`` retrains when given ``--models-out``.
     """
 
+    enabled: bool | None = None
     key: SecretStr | None = None
     learner: str = "hoeffding_adaptive_tree"
     task: Literal["classification", "regression"] | None = None
@@ -206,11 +209,18 @@ class ModelsSettings(_Section):
             )
         return secret.encode()
 
+    def retrains(self) -> bool:
+        """Whether ``driftline run`` retrains: ``enabled``, or, when unset, whether a key is set.
+
+        ``enabled = true`` without a key is a ``ConfigError`` when the worker starts.
+        """
+        return self.enabled if self.enabled is not None else self.key is not None
+
     def retrain_spec(self) -> RetrainSpec:
         """The retraining spec from these settings."""
         from driftline.models.spec import RetrainSpec
 
-        return RetrainSpec.from_dict(self.model_dump(exclude={"key", "artifact_dir"}))
+        return RetrainSpec.from_dict(self.model_dump(exclude={"enabled", "key", "artifact_dir"}))
 
 
 _config_file: ContextVar[Path | None] = ContextVar("driftline_config_file", default=None)

@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from driftline.events import Alert
+from driftline.events import Alert, ModelVersion
 from driftline.observe import Observer
 from driftline.settings import MetricsSettings
 
@@ -84,6 +84,18 @@ class PrometheusObserver(Observer):
             "driftline_alerts", "Alerts published, by kind and severity.", ["kind", "severity"],
             registry=r,
         )  # fmt: skip
+        self._versions = Counter(
+            "driftline_model_versions",
+            "Model versions published, by model and reason.",
+            ["model", "reason"],
+            registry=r,
+        )
+        self._version = Gauge(
+            "driftline_model_current_version",
+            "The latest version published, by model.",
+            ["model"],
+            registry=r,
+        )
         self._state = Gauge(
             "driftline_state_bytes",
             "Size of the latest checkpoint, by stage and partition.",
@@ -127,6 +139,11 @@ class PrometheusObserver(Observer):
     def alerts(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
             self._alerts.labels(alert.kind, alert.severity).inc()
+
+    def model_versions(self, versions: Sequence[ModelVersion]) -> None:
+        for version in versions:
+            self._versions.labels(version.model, version.reason).inc()
+            self._version.labels(version.model).set(version.version)
 
     def state_size(self, stage: str, partition: int, size_bytes: int) -> None:
         self._state.labels(stage, str(partition)).set(size_bytes)

@@ -14,9 +14,13 @@ One worker process runs both stages of :mod:`driftline.pipeline`, with one consu
   in exactly one task. Alerts go to the alerts topic keyed by model, dead letters to the
   dead-letter topic. So ``driftline run`` raises the alerts ``driftline replay`` raises for the
   same events, whatever the partitioning, the interleaving, the number of workers or restarts.
+  With retraining on, the task also retrains its models and publishes the versions they
+  promote to the models and history topics, as ``replay --models-out`` would
+  (:mod:`driftline.streams.retrain`).
 
 One consumer rather than one per stage, because then one transaction holds everything a batch
-caused (joined records, alerts, dead letters, checkpoints) with the offsets of all three topics,
+caused (joined records, alerts, model versions, dead letters, checkpoints) with the offsets of
+all three topics,
 under one group, and one rebalance callback owns every task.
 
 **Guarantee: exactly once.** Every ``run.commit_interval_ms``, in one Kafka transaction: the
@@ -55,7 +59,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Producer
 
@@ -64,6 +68,9 @@ from driftline.observe import Observer
 from driftline.settings import Settings
 from driftline.streams import clients
 from driftline.streams.clients import check_reachable
+
+if TYPE_CHECKING:
+    from driftline.streams.retrain import Retraining
 
 __all__ = ["RunReport", "Topology", "Worker", "check_topics", "run_worker"]
 
@@ -82,7 +89,8 @@ class RunReport:
         return (
             f"{c['predictions']} predictions, {c['labels']} labels, {c['joined']} joined "
             f"records read; {c['alerts']} alerts, {c['dead_letters']} dead letters, "
-            f"{c['commits']} commits, {c['restarts']} restarts, {c['late']} late events "
+            f"{c['model_versions']} model versions, {c['commits']} commits, "
+            f"{c['restarts']} restarts, {c['late']} late events "
             f"in {self.seconds:.1f}s"
         )
 
@@ -114,8 +122,13 @@ def check_topics(settings: Settings, timeout: float = 10.0) -> Topology:
         "alerts": t.alerts,
         "deadletter": t.deadletter,
     }
+    required = list(names.values())
+    if settings.models.retrains():
+        from driftline.sdk.registry import history_topic
+
+        required += [t.models, history_topic(settings)]
     metadata = admin.list_topics(timeout=timeout).topics
-    missing = [n for n in names.values() if n not in metadata or metadata[n].error is not None]
+    missing = [n for n in required if n not in metadata or metadata[n].error is not None]
     if missing:
         raise BrokerError(
             f"missing topics on {settings.kafka.bootstrap}: {', '.join(sorted(missing))}; "
@@ -144,6 +157,7 @@ class Worker:
         self.observer = observer or Observer()
         self.spec = settings.pipeline_spec()
         self.key = settings.state.key_bytes()
+        self.retraining = _retraining(settings)
         run = settings.run
         instance = run.instance_id or uuid.uuid4().hex[:12]
         self.transactional_id = f"{run.group_id}.{instance}"
@@ -232,6 +246,15 @@ class Worker:
             f"transactional id {self.transactional_id} is used by another worker "
             f"({error.str()}); give each worker its own run.instance_id"
         )
+
+
+def _retraining(settings: Settings) -> Retraining | None:
+    """The worker's retraining, if on (imported only then: River and SciPy are slow to load)."""
+    if not settings.models.retrains():
+        return None
+    from driftline.streams.retrain import Retraining
+
+    return Retraining(settings)
 
 
 def run_worker(

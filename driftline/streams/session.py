@@ -1,7 +1,8 @@
 """One consumer, one transactional producer and the tasks they own: the worker's inner loop.
 
-Consume a batch; join the input partitions' events and monitor the joined topic's items; every
-``commit_interval_ms`` commit one transaction (outputs, progress markers, checkpoints, offsets).
+Consume a batch; join the input partitions' events and monitor (and retrain on) the joined
+topic's items; every ``commit_interval_ms`` commit one transaction (outputs, model versions,
+progress markers, checkpoints, offsets).
 Rebalances commit on revoke and restore on assign (:func:`~driftline.streams.state.restore`).
 While catching up, :class:`~driftline.streams.alignment.Alignment` keeps the two topics of an
 input partition together in event time. See :mod:`driftline.streams.runtime` for the design and
@@ -21,12 +22,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from driftline.codec import dead_letter, decode_internal, encode, encode_internal
 from driftline.errors import BrokerError, DecodeError
-from driftline.events import Alert, DeadLetter
+from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
 from driftline.streams.alignment import Alignment
 from driftline.streams.records import DeadLetterSink, decode_records, origin_of
 from driftline.streams.state import CheckpointReader, Location, restore
-from driftline.streams.tasks import JoinTask, MonitorTask, drift_statistics
+from driftline.streams.tasks import JoinTask, MonitorOutput, MonitorTask, drift_statistics
 from driftline.streams.transaction import Restart, TaskId, Transaction
 from driftline.watermark import Progress
 
@@ -68,6 +69,7 @@ class Session:
         self.dirty: set[TaskId] = set()
         self.read: Counter[str] = Counter()  # records read in the open transaction
         self.delays: list[float] = []
+        self.versions: list[ModelVersion] = []  # published in the open transaction
         self.failure: BaseException | None = None
         self.aborting = False
         self.assigned_once = False
@@ -193,13 +195,17 @@ class Session:
                 origin = origin_of(record)
                 self._dead_letters([dead_letter(exc, record.value(), origin, now_ms=now_ms)])
         self.read["joined"] += len(records)
-        self._send_alerts(task.push(items))
+        self._send_outputs(task.push(items))
         self.dirty.add(("monitor", partition))
 
-    def _send_alerts(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
+    def _send_outputs(self, output: MonitorOutput) -> None:
+        """Alerts, then the model versions promoted on the same items."""
+        for alert in output.alerts:
             self.txn.produce(self.topology.alerts, encode(alert), alert.model.encode())
-        self.txn.alerts += alerts
+        self.txn.alerts += output.alerts
+        retraining = self.worker.retraining
+        if output.releases and retraining is not None:
+            self.versions += retraining.publish(output.releases, self.txn.produce)
 
     def _dead_letters(self, letters: list[DeadLetter]) -> None:
         for letter in letters:
@@ -245,7 +251,7 @@ class Session:
             return False
         self.txn.start()
         for partition, task in self.monitors.items():
-            self._send_alerts(task.drain())
+            self._send_outputs(task.drain())
             self.dirty.add(("monitor", partition))
         self._commit()
         return True
@@ -297,6 +303,7 @@ class Session:
             if name.startswith("dead:"):
                 obs.dead_letters(name[5:], count)
         obs.alerts(alerts)
+        obs.model_versions(self.versions)
         obs.label_delays(self.delays)
         if oldest is not None:
             obs.processing_latency(time.time() - oldest / 1000)
@@ -314,10 +321,11 @@ class Session:
             if high >= 0 and position is not None:
                 obs.consumer_lag(tp.topic, tp.partition, max(0, high - position))
         report.update(self.read)
-        report.update({"alerts": len(alerts), "commits": 1})
+        report.update({"alerts": len(alerts), "model_versions": len(self.versions), "commits": 1})
         report["dead_letters"] += written[t.deadletter]
         self.read.clear()
         self.delays = []
+        self.versions = []
 
     # -- tasks and rebalances -------------------------------------------------------------------
 
@@ -366,8 +374,9 @@ class Session:
 
     def _restore(self, partitions: list[TopicPartition]) -> None:
         """Create the assigned tasks from their last committed checkpoints (or afresh)."""
+        w = self.worker
         joins, monitors, positions = restore(
-            self.consumer, self.reader, partitions, self.topology, self.worker.spec
+            self.consumer, self.reader, partitions, self.topology, w.spec, w.retraining
         )
         self.joins.update(joins)
         self.monitors.update(monitors)

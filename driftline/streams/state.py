@@ -8,7 +8,8 @@ written to the ``<internal_prefix>state`` topic keyed ``<stage>/<partition>`` (`
 with. Each input offset is committed with metadata naming where its task's checkpoint is
 (:class:`Location`), so restoring a task reads its records only, not the whole topic, and
 always the checkpoint that matches the committed offsets. A checkpoint whose signature does not
-verify is refused, never unpickled.
+verify is refused, never unpickled. No secret is ever pickled: a monitor task's retraining stage
+drops its signing key, and :func:`restore` hands it back (:mod:`driftline.streams.retrain`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from driftline.watermark import Progress
 
 if TYPE_CHECKING:
     from driftline.pipeline import PipelineSpec
+    from driftline.streams.retrain import Retraining
     from driftline.streams.runtime import Topology
 
 __all__ = [
@@ -260,9 +262,14 @@ def restore(
     partitions: list[TopicPartition],
     topology: Topology,
     spec: PipelineSpec,
+    retraining: Retraining | None = None,
 ) -> tuple[dict[int, JoinTask], dict[int, MonitorTask], dict[tuple[str, int], int]]:
     """The tasks of newly assigned ``partitions``, from the checkpoints their committed offsets
-    point to (new tasks where there is none), and the committed offsets themselves."""
+    point to (new tasks where there is none), and the committed offsets themselves.
+
+    With ``retraining``, every monitor task gets its retraining stage and signing key;
+    without, a checkpointed stage is dropped (the worker no longer retrains).
+    """
     t = topology
     owned = {(tp.topic, tp.partition) for tp in partitions}
     tids = {("monitor" if topic == t.joined else "join", p) for topic, p in owned}
@@ -291,6 +298,10 @@ def restore(
         else:
             monitor = reader.read(name, p, where) if where else MonitorTask(p, spec, t.inputs)
             monitor.resize(t.inputs)
+            if retraining is not None:
+                retraining.attach(monitor)
+            else:
+                monitor.retrain = None
             monitors[p] = monitor
     log.info(
         "assigned: join partitions %s, monitor partitions %s (%d restored from checkpoints)",

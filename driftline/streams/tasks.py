@@ -6,7 +6,11 @@
 - :class:`MonitorTask`, one per partition of the internal ``joined`` topic (keyed by model, so a
   model's monitors live in exactly one task): a :class:`~driftline.watermark.MergeBuffer` that
   puts the items of all join partitions back in event-time order, then a
-  :class:`~driftline.pipeline.MonitorStage`.
+  :class:`~driftline.pipeline.MonitorStage` and, when the worker retrains, a
+  :class:`~driftline.models.RetrainStage` fed the same items and the alerts raised on them (as
+  ``driftline replay --models-out`` feeds it), so its learners, challengers and version numbers
+  are checkpointed with the monitors. Neither stage needs a lateness of its own: the merge
+  buffer releases items in order.
 
 Tasks are plain picklable objects with no Kafka in them; :mod:`driftline.streams.state` turns
 them into signed checkpoints.
@@ -16,13 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from driftline.events import Alert, Label, Prediction
 from driftline.monitors.model_monitor import ModelMonitor
 from driftline.pipeline import JoinStage, MonitorStage, PipelineSpec, Sequenced
 from driftline.watermark import MergeBuffer, Progress
 
-__all__ = ["JoinTask", "MonitorTask", "drift_statistics"]
+if TYPE_CHECKING:  # importing driftline.models (River, SciPy) takes a second or two
+    from driftline.models import Release, RetrainStage
+
+__all__ = ["JoinTask", "MonitorOutput", "MonitorTask", "drift_statistics"]
 
 
 class JoinTask:
@@ -116,15 +124,36 @@ class JoinTask:
         return mark
 
 
+class MonitorOutput(NamedTuple):
+    """What a batch of the joined topic caused: alerts, and the model versions promoted."""
+
+    alerts: list[Alert]
+    releases: list[Release]
+
+
 class MonitorTask:
-    """The monitors of the models whose items land in one partition of the joined topic."""
+    """The monitors (and retrainers) of the models whose items land in one partition of the
+    joined topic.
+
+    ``retrain``: the retraining stage, or None when the worker does not retrain. Its signing
+    key is never pickled: whoever restores the task sets ``retrain.key`` again
+    (:meth:`driftline.streams.retrain.Retraining.attach`).
+    """
 
     stage_name = "monitor"
+    retrain: RetrainStage | None = None  # (checkpoints from before retraining lack it)
 
-    def __init__(self, partition: int, spec: PipelineSpec, sources: int) -> None:
+    def __init__(
+        self,
+        partition: int,
+        spec: PipelineSpec,
+        sources: int,
+        retrain: RetrainStage | None = None,
+    ) -> None:
         self.partition = partition
         self.spec = spec
         self.sources = sources
+        self.retrain = retrain
         self._reset()
 
     def _reset(self) -> None:
@@ -138,19 +167,30 @@ class MonitorTask:
             self.sources = sources
             self.merge.resize(sources)
 
-    def push(self, records: Iterable[Sequenced | Progress]) -> list[Alert]:
-        """Items and progress markers, in the order read; the alerts they raised."""
+    def push(self, records: Iterable[Sequenced | Progress]) -> MonitorOutput:
+        """Items and progress markers, in the order read; the alerts and versions they caused."""
         merge = self.merge
         for record in records:
             if isinstance(record, Progress):
                 merge.progress(record)
             else:
                 merge.push(record.ts, record.key, record)
-        return self.stage.push(merge.pop_ready())
+        return self._run(merge.pop_ready())
 
-    def drain(self) -> list[Alert]:
-        """Monitor everything held, whatever the watermarks (the run ends)."""
-        return self.stage.push(self.merge.drain()) + self.stage.flush()
+    def drain(self) -> MonitorOutput:
+        """Monitor (and learn) everything held, whatever the watermarks (the run ends)."""
+        return self._run(self.merge.drain(), final=True)
+
+    def _run(self, items: list[Sequenced], final: bool = False) -> MonitorOutput:
+        alerts = self.stage.push(items)
+        if final:
+            alerts += self.stage.flush()
+        releases: list[Release] = []
+        if self.retrain is not None:
+            releases = self.retrain.push(items, alerts)
+            if final:
+                releases += self.retrain.flush()
+        return MonitorOutput(alerts, releases)
 
     @property
     def late(self) -> int:

@@ -95,12 +95,14 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 class WorkerProcess:
     """``driftline run`` in a subprocess; its stderr goes to a file (a pipe could fill up)."""
 
-    def __init__(self, settings: Settings, log: Path, *args: str) -> None:
+    def __init__(
+        self, settings: Settings, log: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.log = log
         with log.open("w") as handle:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "driftline", "run", *args],
-                env=worker_env(settings),
+                env=worker_env(settings, **(env or {})),
                 stderr=handle,
                 stdout=subprocess.DEVNULL,
                 cwd=ROOT,

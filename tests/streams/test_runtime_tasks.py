@@ -3,11 +3,13 @@
 An in-memory stand-in for the topics: events are spread over input partitions by ``event_id``,
 join tasks read them in random chunks and send their items to "joined partitions" by model, with
 progress markers; monitor tasks read those in random chunks. Tasks are pickled and restored on
-the way, as a rebalance would. The alerts must be those of one :class:`Pipeline` over the stream.
+the way, as a rebalance would. The alerts must be those of one :class:`Pipeline` over the stream,
+and, with retraining, the model versions those of a replay's :class:`RetrainStage`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import random
 import zlib
@@ -16,13 +18,16 @@ import pytest
 
 from driftline.codec import decode_internal, encode_internal
 from driftline.datasets import drifting_stream
-from driftline.events import Alert, Label, Prediction
+from driftline.events import Alert, Label, ModelVersion, Prediction
+from driftline.models import Release, RetrainSpec, RetrainStage
 from driftline.monitors.spec import MonitorSpec
 from driftline.monitors.windows import WindowSpec
 from driftline.pipeline import Pipeline, PipelineSpec, Sequenced
 from driftline.streams.tasks import JoinTask, MonitorTask, drift_statistics
 from driftline.watermark import MergeBuffer, Progress
 
+KEY = b"test-signing-key-0123456789abcdef"
+RETRAIN = RetrainSpec(learner="logistic_regression", min_events=400, min_paired=100)
 SPEC = PipelineSpec(
     monitor=MonitorSpec(window=WindowSpec(reference_size=400, window_size=200, check_every=50)),
     lateness_ms=30_000,
@@ -43,7 +48,9 @@ def _key(alert: Alert) -> tuple[str, str, str, str | None]:
     return alert.alert_id, alert.status, alert.kind, alert.feature
 
 
-def _simulate(seed: int, inputs: int, outputs: int) -> list[Alert]:
+def _simulate(
+    seed: int, inputs: int, outputs: int, retrain: RetrainSpec | None = None
+) -> tuple[list[Alert], list[Release]]:
     rng = random.Random(seed)
     predictions, labels = _events()
     # Within an input partition the two topics interleave, a little out of event-time order
@@ -53,10 +60,14 @@ def _simulate(seed: int, inputs: int, outputs: int) -> list[Alert]:
     for event in sorted(predictions + labels, key=lambda e: _ts(e) + rng.uniform(0, jitter)):
         queues[_partition(event.event_id, inputs)].append(event)
     joins = [JoinTask(p, SPEC) for p in range(inputs)]
-    monitors = [MonitorTask(q, SPEC, inputs) for q in range(outputs)]
+    monitors = [
+        MonitorTask(q, SPEC, inputs, RetrainStage(retrain, KEY, lateness_ms=0) if retrain else None)
+        for q in range(outputs)
+    ]
     logs: list[list[bytes]] = [[] for _ in range(outputs)]
     read = [0] * outputs
     alerts: list[Alert] = []
+    releases: list[Release] = []
 
     def send(items: list[Sequenced], task: JoinTask) -> None:
         for item in items:
@@ -69,7 +80,9 @@ def _simulate(seed: int, inputs: int, outputs: int) -> list[Alert]:
     def consume(q: int, upto: int) -> None:
         records = [decode_internal(b) for b in logs[q][read[q] : upto]]
         read[q] = max(read[q], upto)
-        alerts.extend(monitors[q].push(records))
+        out = monitors[q].push(records)
+        alerts.extend(out.alerts)
+        releases.extend(out.releases)
 
     while any(queues):
         p = rng.randrange(inputs)
@@ -87,14 +100,20 @@ def _simulate(seed: int, inputs: int, outputs: int) -> list[Alert]:
         if rng.random() < 0.1:  # a rebalance: the task moves, through its checkpoint
             joins[p] = pickle.loads(pickle.dumps(joins[p]))
             monitors[q] = pickle.loads(pickle.dumps(monitors[q]))
+            stage = monitors[q].retrain
+            if stage is not None:
+                assert stage.key == b""  # never pickled: set again, as restore() does
+                stage.key = KEY
     for task in joins:
         send(task.drain(), task)
         assert task.stage.counts["late"] == 0
     for q in range(outputs):
         consume(q, len(logs[q]))
-        alerts += monitors[q].drain()
+        out = monitors[q].drain()
+        alerts += out.alerts
+        releases += out.releases
         assert monitors[q].late == 0
-    return alerts
+    return alerts, releases
 
 
 def _ts(event: Prediction | Label) -> int:
@@ -116,9 +135,31 @@ def expected() -> set[tuple[str, str, str, str | None]]:
 def test_partitioned_tasks_give_the_pipeline_alerts(
     expected: set[tuple[str, str, str, str | None]], seed: int, inputs: int, outputs: int
 ) -> None:
-    alerts = _simulate(seed, inputs, outputs)
+    alerts, _ = _simulate(seed, inputs, outputs)
     assert len(alerts) == len({a.alert_id for a in alerts}), "an alert was repeated"
     assert {_key(a) for a in alerts} == expected
+
+
+def _version(event: ModelVersion) -> ModelVersion:
+    """A version without what depends on the artifact's bytes (River pickles unseeded RNGs)."""
+    return dataclasses.replace(event, sha256="", signature="", artifact=None, artifact_size=None)
+
+
+@pytest.mark.parametrize(("seed", "inputs", "outputs"), [(5, 1, 1), (6, 3, 2)])
+def test_partitioned_tasks_retrain_like_the_replay(seed: int, inputs: int, outputs: int) -> None:
+    predictions, labels = _events()
+    pipeline = Pipeline(SPEC)  # as driftline replay --models-out runs it
+    stage = RetrainStage(RETRAIN, KEY, lateness_ms=SPEC.lateness_ms)
+    items = pipeline.join.push(predictions, labels) + pipeline.join.flush()
+    alerts = pipeline.monitors.push(items) + pipeline.monitors.flush()
+    expected = [r.event for r in stage.push(items, alerts) + stage.flush()]
+    assert {v.reason for v in expected} >= {"initial", "drift"}
+    assert {v.model for v in expected} == {"a", "b"}
+
+    _, releases = _simulate(seed, inputs, outputs, RETRAIN)
+    got = sorted((r.event for r in releases), key=lambda v: (v.model, v.version))
+    want = sorted(expected, key=lambda v: (v.model, v.version))
+    assert [_version(v) for v in got] == [_version(v) for v in want]
 
 
 def test_merge_waits_for_every_source_and_skips_drained_ones() -> None:

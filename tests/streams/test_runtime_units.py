@@ -1,19 +1,33 @@
-"""Pieces of ``driftline run`` that need no broker: settings, metrics endpoint, locations."""
+"""Pieces of ``driftline run`` that need no broker: settings, metrics endpoint, locations,
+the retraining glue."""
 
 from __future__ import annotations
 
+import pickle
 import socket
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from driftline.cli import main
+from driftline.codec import decode
+from driftline.datasets import drifting_stream
 from driftline.errors import ConfigError
-from driftline.events import Alert
-from driftline.settings import MetricsSettings, Settings
+from driftline.events import Alert, ModelVersion
+from driftline.models import RetrainSpec, RetrainStage, load_verified
+from driftline.pipeline import JoinStage, PipelineSpec
+from driftline.settings import MetricsSettings, ModelsSettings, Settings
+from driftline.streams.artifacts import LocalArtifactStore, fetch
 from driftline.streams.metrics import PrometheusObserver, serve_metrics
+from driftline.streams.retrain import Retraining
+from driftline.streams.runtime import Worker
 from driftline.streams.state import Location
+from driftline.streams.tasks import MonitorTask
+
+MODELS_KEY = "models-key-for-tests-0123456789abcdef"
+STATE = {"key": "state-key-for-tests-0123456789abcdef"}
 
 
 def _free_port() -> int:
@@ -32,6 +46,8 @@ def test_metrics_are_served_and_can_be_turned_off() -> None:
     observer.alerts([Alert("a1", "fraud", "data_drift", "firing", "critical", "psi", 5, "m")])
     observer.drift_statistics("fraud", [("amount", "psi", 0.31)])
     observer.join_counts(0, {"predictions": 10, "joined": 9})
+    version = ModelVersion("fraud", 3, 5, "drift", "river", "00", "", {})
+    observer.model_versions([version, ModelVersion("fraud", 4, 6, "drift", "river", "0", "", {})])
     port = _free_port()
     server = serve_metrics(MetricsSettings(host="127.0.0.1", port=port), registry)
     try:
@@ -44,6 +60,8 @@ def test_metrics_are_served_and_can_be_turned_off() -> None:
     assert 'driftline_alerts_total{kind="data_drift",severity="critical"} 1.0' in body
     assert 'driftline_drift_statistic{detector="psi",feature="amount",model="fraud"} 0.31' in body
     assert 'driftline_join_coverage_ratio{partition="0"} 0.9' in body
+    assert 'driftline_model_versions_total{model="fraud",reason="drift"} 2.0' in body
+    assert 'driftline_model_current_version{model="fraud"} 4.0' in body
 
 
 def test_checkpoint_locations_round_trip_through_offset_metadata() -> None:
@@ -64,3 +82,70 @@ def test_run_needs_a_state_key(
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: driftline run signs its state checkpoints")
+
+
+def test_run_retrains_when_a_models_key_is_set_unless_turned_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("DRIFTLINE_MODELS_KEY", "DRIFTLINE_MODELS_ENABLED"):
+        monkeypatch.delenv(name, raising=False)
+    assert not ModelsSettings().retrains()
+    assert ModelsSettings(key=MODELS_KEY).retrains()
+    assert not ModelsSettings(key=MODELS_KEY, enabled=False).retrains()
+    assert Worker(Settings.load(state=STATE)).retraining is None
+    assert Worker(Settings.load(state=STATE, models={"key": MODELS_KEY})).retraining is not None
+    with pytest.raises(ConfigError, match="DRIFTLINE_MODELS_KEY"):
+        Worker(Settings.load(state=STATE, models={"enabled": True}))
+    monkeypatch.setenv("DRIFTLINE_MODELS_ENABLED", "false")
+    monkeypatch.setenv("DRIFTLINE_MODELS_KEY", MODELS_KEY)
+    assert Settings.load().models.enabled is False
+    assert "enabled" not in Settings.load().models.retrain_spec().to_dict()
+
+
+def _retraining(tmp: Path, **topics: int) -> Retraining:
+    models = {
+        "key": MODELS_KEY,
+        "artifact_dir": str(tmp / "store"),
+        "learner": "logistic_regression",
+    }
+    return Retraining(Settings.load(models=models, topics=topics))
+
+
+def test_attach_gives_restored_tasks_the_key_their_checkpoint_lacks(tmp_path: Path) -> None:
+    retraining = _retraining(tmp_path)
+    fresh = MonitorTask(0, PipelineSpec(), 1)
+    retraining.attach(fresh)
+    assert fresh.retrain is not None and fresh.retrain.key == MODELS_KEY.encode()
+    assert fresh.retrain.lateness_ms == 0  # the merge buffer orders the items already
+    fresh.retrain.retrainer("demo")
+    restored = pickle.loads(pickle.dumps(fresh))
+    assert MODELS_KEY.encode() not in pickle.dumps(fresh)
+    assert restored.retrain.key == b"" and restored.retrain.retrainers["demo"].key == b""
+    retraining.attach(restored)
+    assert restored.retrain.retrainers["demo"].key == MODELS_KEY.encode()
+
+
+@pytest.mark.parametrize("max_message_bytes", [8 << 20, 1024])
+def test_versions_go_to_both_registry_topics_inline_or_by_reference(
+    tmp_path: Path, max_message_bytes: int
+) -> None:
+    retraining = _retraining(tmp_path, max_message_bytes=max_message_bytes)
+    stream = drifting_stream(600, seed=2, shift_at=None, concept_at=None)
+    stage = RetrainStage(RetrainSpec(learner="logistic_regression", min_events=500), b"k" * 32)
+    join = JoinStage()
+    releases = stage.push(join.push(stream.predictions, stream.labels) + join.flush())
+    releases += stage.flush()
+    assert len(releases) == 1
+    records: list[tuple[str, bytes, bytes | None]] = []
+    events = retraining.publish(releases, lambda *record: records.append(record))
+    models, history = retraining.topics
+    assert [(topic, key) for topic, _, key in records] == [
+        (history, b"demo/v1"),
+        (models, b"demo"),
+    ]
+    assert [decode("model_version", value) for _, value, _ in records] == events * 2
+    inline = max_message_bytes > 1 << 20
+    assert (events[0].artifact is not None) == inline
+    assert (events[0].artifact_uri is None) == inline
+    data = fetch(events[0], LocalArtifactStore(tmp_path / "store"))
+    load_verified(events[0], data, b"k" * 32)
