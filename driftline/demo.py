@@ -3,8 +3,10 @@
 It publishes a stream with a known feature shift half-way and a concept change at three quarters
 (labels a few events behind their predictions), plus a few malformed records, to topics of its
 own (``driftline-demo.<run>.*``, so that runs never mix); runs the Kafka worker over them until
-it is idle; and prints what came out: the alerts from the alerts topic, the dead letters with
-their reasons, and the join's counts. Compare with the positions of the changes it prints first.
+it is idle; and prints what came out: the alerts from the alerts topic, the model versions the
+worker's retraining published (signed with a throwaway key unless ``DRIFTLINE_MODELS_KEY`` is
+set), the dead letters with their reasons, and the join's counts. Compare with the positions of
+the changes it prints first.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 
 from driftline.codec import decode, encode
 from driftline.datasets import STEP_MS, T0_MS, drifting_stream
-from driftline.events import Alert, DeadLetter
+from driftline.events import Alert, DeadLetter, ModelVersion
 from driftline.settings import Settings
 from driftline.streams import clients
 from driftline.streams.topics import create_topics
@@ -37,11 +39,15 @@ def demo_settings(settings: Settings) -> Settings:
     names = ("predictions", "labels", "alerts", "models", "deadletter")
     topics = {name: f"{run}.{name}" for name in names} | {"internal_prefix": f"{run}.internal."}
     key = settings.state.key.get_secret_value() if settings.state.key else secrets.token_hex(16)
+    models_key = (
+        settings.models.key.get_secret_value() if settings.models.key else secrets.token_hex(16)
+    )
     return Settings.load(
         kafka=settings.kafka.model_dump(),
         topics={**settings.topics.model_dump(), **topics, "partitions": 2},
         run={**settings.run.model_dump(), "group_id": run, "exit_when_idle": 3.0},
         state={"key": key},  # a throwaway key unless one is set: a demo's state is not kept
+        models={**settings.models.model_dump(exclude={"key"}), "key": models_key},
         metrics={**settings.metrics.model_dump(), "enabled": False},
         monitor=settings.monitor,
     )
@@ -89,6 +95,7 @@ def run_demo(settings: Settings, n: int, echo: Callable[[str], None] = print) ->
         echo(
             f"  event {at:>6}  {alert.status:8} {alert.severity:8} {alert.kind:16} {alert.message}"
         )
+    _print_versions(settings, echo)
     letters: list[DeadLetter] = [
         decode("deadletter", m.value() or b"", max_bytes=topics.max_message_bytes)
         for m in clients.read_topic(settings.kafka, topics.deadletter)
@@ -96,3 +103,23 @@ def run_demo(settings: Settings, n: int, echo: Callable[[str], None] = print) ->
     reasons = Counter(letter.reason for letter in letters)
     echo(f"{len(letters)} dead letters on {topics.deadletter}: {dict(sorted(reasons.items()))}")
     return {"alerts": len(alerts), "dead_letters": len(letters), **dict(report.counts)}
+
+
+def _print_versions(settings: Settings, echo: Callable[[str], None]) -> None:
+    """The model versions the worker published, from the registry's history topic."""
+    from driftline.sdk.registry import history_topic
+
+    topic = history_topic(settings)
+    versions: list[ModelVersion] = [
+        decode("model_version", m.value() or b"", max_bytes=settings.topics.max_message_bytes)
+        for m in clients.read_topic(settings.kafka, topic)
+    ]
+    versions.sort(key=lambda v: (v.model, v.version))
+    echo(f"{len(versions)} model versions on {topic}:")
+    for v in versions:
+        at = (v.created_ts - T0_MS) // STEP_MS
+        scores = ", ".join(
+            f"{k} {x:.0f}" if float(x).is_integer() else f"{k} {x:.3f}"
+            for k, x in sorted(v.metrics.items())
+        )
+        echo(f"  event {at:>6}  {v.model} v{v.version} ({v.reason}): {scores}")
