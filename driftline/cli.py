@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -14,13 +15,23 @@ from driftline.settings import Settings
 
 __all__ = ["main"]
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _file_in(flag: str, help: str, *, required: bool = False) -> Callable[[F], F]:
+    """An option naming a file to read."""
+    kind = click.Path(exists=True, dir_okay=False)
+    return click.option(flag, type=kind, required=required, help=help)
+
+
+def _file_out(flag: str, help: str, *, required: bool = False) -> Callable[[F], F]:
+    """An option naming a file to write."""
+    kind = click.Path(dir_okay=False, writable=True)
+    return click.option(flag, type=kind, required=required, help=help)
+
 
 @click.group()
-@click.option(
-    "--config",
-    type=click.Path(exists=True, dir_okay=False),
-    help="TOML settings file (below DRIFTLINE_* variables and flags in precedence).",
-)
+@_file_in("--config", "TOML settings file (below DRIFTLINE_* variables and flags in precedence).")
 @click.option("--bootstrap", help="Kafka bootstrap servers, e.g. 127.0.0.1:9092.")
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, bootstrap: str | None) -> None:
@@ -57,42 +68,17 @@ def demo(settings: Settings, events: int) -> None:
 
 
 @cli.command()
-@click.option(
-    "--predictions",
-    type=click.Path(exists=True, dir_okay=False),
-    required=True,
-    help="Prediction events, JSON Lines.",
+@_file_in("--predictions", "Prediction events, JSON Lines.", required=True)
+@_file_in("--labels", "Label events, JSON Lines (merged in by event time).")
+@_file_in("--config", "TOML settings (same file as the global --config).")
+@_file_in(
+    "--reference", "Reference feature values (the training set): CSV, or JSON Lines of events."
 )
-@click.option(
-    "--labels",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Label events, JSON Lines (merged in by event time).",
-)
-@click.option(
-    "--config",
-    type=click.Path(exists=True, dir_okay=False),
-    help="TOML settings (same file as the global --config).",
-)
-@click.option(
-    "--reference",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Reference feature values (the training set): CSV, or JSON Lines of events.",
-)
-@click.option(
-    "--alerts-out",
-    type=click.Path(dir_okay=False, writable=True),
-    required=True,
-    help="Where to write the alerts, JSON Lines.",
-)
-@click.option(
-    "--deadletter-out",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Where to write the dead letters of bad lines, JSON Lines.",
-)
-@click.option(
+@_file_out("--alerts-out", "Where to write the alerts, JSON Lines.", required=True)
+@_file_out("--deadletter-out", "Where to write the dead letters of bad lines, JSON Lines.")
+@_file_out(
     "--models-out",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Also retrain ([models] settings; needs DRIFTLINE_MODELS_KEY) and write the model "
+    "Also retrain ([models] settings; needs DRIFTLINE_MODELS_KEY) and write the model "
     "versions here, JSON Lines.",
 )
 @click.pass_obj
