@@ -264,8 +264,9 @@ def _internal_types() -> tuple[type[Sequenced], type[Progress]]:
     return Sequenced, Progress
 
 
-def encode_internal(item: Sequenced | Progress) -> bytes:
-    """An internal record: a joined item (prediction or outcome) or a progress marker.
+def encode_internal(item: Sequenced | Progress | ModelVersion) -> bytes:
+    """An internal record: a joined item (prediction or outcome), a progress marker, or a
+    model version for the retraining workers to adopt (a rollback).
 
     >>> from driftline.pipeline import Sequenced
     >>> item = Sequenced(5, "p/e1", Prediction("e1", "m", {"x": 1.5}, 1, ts=5))
@@ -279,11 +280,14 @@ def encode_internal(item: Sequenced | Progress) -> bytes:
             return orjson.dumps({"ts": item.ts, "key": item.key, "p": event}, default=_plain)
         doc = {"ts": item.ts, "key": item.key, "p": event[0], "y": event[1]}
         return orjson.dumps(doc, default=_plain)
+    if isinstance(item, ModelVersion):
+        return orjson.dumps({"adopt": item}, default=_plain)
     return orjson.dumps(item)
 
 
-def decode_internal(data: bytes | None) -> Sequenced | Progress:
-    """The item or progress marker of an internal record; ``DecodeError`` if it is not one."""
+def decode_internal(data: bytes | None) -> Sequenced | Progress | ModelVersion:
+    """What an internal record holds (see :func:`encode_internal`); ``DecodeError`` if it is
+    not an internal record."""
     sequenced, progress = _internal_types()
     if data is None:
         raise DecodeError("internal record has no value (a tombstone)", reason="tombstone")
@@ -294,6 +298,8 @@ def decode_internal(data: bytes | None) -> Sequenced | Progress:
     try:
         if "source" in doc:
             return progress(int(doc["source"]), doc["watermark"], bool(doc["drained"]))
+        if "adopt" in doc:
+            return ModelVersion(**doc["adopt"])
         prediction = Prediction(**doc["p"])
         if "y" in doc:
             return sequenced(doc["ts"], doc["key"], (prediction, Label(**doc["y"])))

@@ -14,7 +14,9 @@ in the artifact store first (``settings.models.artifact_dir``).
 
 :meth:`ModelRegistry.rollback` publishes a new version (reason ``rollback``, parent: the current
 version, metric ``restored_version``) that carries the artifact of an older version, signed
-anew; its artifact is checked (signature, digest) before it is republished.
+anew; its artifact is checked (signature, digest) before it is republished. It also goes to the
+workers' joined topic, keyed by its model: the worker retraining that model adopts it as its
+champion and numbers its next version after it (see :mod:`driftline.streams.retrain`).
 
 Example (needs a broker, so not run as a doctest)::
 
@@ -31,7 +33,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-from driftline.codec import decode, encode
+from driftline.codec import decode, encode, encode_internal
 from driftline.errors import BrokerError, EventError
 from driftline.events import ModelVersion
 from driftline.models.artifact import ArtifactError, Release, digest, sign, verify_signature
@@ -81,8 +83,14 @@ class ModelRegistry:
                 if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise BrokerError(f"could not create topic {name}: {error.str()}") from None
 
-    def publish(self, release: Release | ModelVersion) -> ModelVersion:
-        """Write a version to the history and the models topic; the event as published."""
+    def publish(
+        self, release: Release | ModelVersion, *, notify_workers: bool = False
+    ) -> ModelVersion:
+        """Write a version to the history and the models topic; the event as published.
+
+        ``notify_workers``: also write it to the workers' joined topic, keyed by its model, so
+        that the worker retraining that model adopts it (what :meth:`rollback` does).
+        """
         event = deliver(release, self.store) if isinstance(release, Release) else release
         if self._producer is None:
             self._producer = clients.producer(
@@ -95,7 +103,11 @@ class ModelRegistry:
                 errors.append(f"{message.topic()}: {error.str()}")
 
         left = 0
-        for topic, key, value in self.records(event):  # history first, then current
+        records = self.records(event)  # history first, then current
+        if notify_workers:
+            joined = self.settings.topics.internal_prefix + "joined"
+            records.append((joined, event.model.encode(), encode_internal(event)))
+        for topic, key, value in records:
             self._producer.produce(topic, value, key, on_delivery=delivered)
             left = self._producer.flush(30)
         if errors or left:
@@ -150,7 +162,7 @@ class ModelRegistry:
             artifact_uri=old.artifact_uri,
             artifact_size=old.artifact_size,
         )
-        return self.publish(sign(event, key))
+        return self.publish(sign(event, key), notify_workers=True)
 
     # -- reading ------------------------------------------------------------------------------
 

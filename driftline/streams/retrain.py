@@ -20,11 +20,16 @@ file that no committed version names; the store is content-addressed, so it harm
 **The key.** The signing key is never in a checkpoint (``RetrainStage.__getstate__`` blanks it);
 :meth:`Retraining.attach` sets it again on every task the worker creates or restores.
 
+**Rollbacks.** ``driftline models rollback`` also writes the version it publishes to the joined
+topic, keyed by its model: the one task that retrains that model reads it in order with its
+items, :meth:`Retraining.load` checks its signature and digest and loads it, and the retrainer
+serves it as its champion and numbers its next version after it
+(:class:`~driftline.streams.tasks.Adoption`). One that does not verify is refused, logged and
+counted (``rollbacks_refused``).
+
 **Limits.** A restored task keeps the retraining spec it was checkpointed with (its learners
 were built with it); a changed ``[models]`` spec applies to models first seen after, or after
-the consumer group is reset. Versions published by ``driftline models rollback`` are not read
-back (``RetrainStage.adopt`` is not wired in): the worker's next promotion of that model takes
-the rollback's number, and subscribers holding the rollback ignore it.
+the consumer group is reset.
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from collections.abc import Callable, Iterable
 from driftline.codec import encode
 from driftline.events import ModelVersion
 from driftline.models import Release, RetrainStage
+from driftline.models.artifact import load_verified
 from driftline.sdk.registry import ModelRegistry, history_topic
 from driftline.settings import Settings
-from driftline.streams.artifacts import LocalArtifactStore, deliver
-from driftline.streams.tasks import MonitorTask
+from driftline.streams.artifacts import LocalArtifactStore, deliver, fetch
+from driftline.streams.tasks import Adoption, MonitorTask
 
 __all__ = ["Retraining"]
 
@@ -74,6 +80,10 @@ class Retraining:
             task.retrain = self.stage()
         else:
             task.retrain.key = self.key
+
+    def load(self, event: ModelVersion) -> Adoption:
+        """A rolled-back version to adopt, verified and loaded; ``ArtifactError`` otherwise."""
+        return Adoption(event, load_verified(event, fetch(event, self.store), self.key))
 
     def publish(self, releases: Iterable[Release], produce: Produce) -> list[ModelVersion]:
         """Deliver each release and produce its registry records; the events produced."""

@@ -21,13 +21,19 @@ from typing import TYPE_CHECKING
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from driftline.codec import dead_letter, decode_internal, encode, encode_internal
-from driftline.errors import BrokerError, DecodeError
+from driftline.errors import BrokerError, DecodeError, DriftlineError
 from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
 from driftline.streams.alignment import Alignment
 from driftline.streams.records import DeadLetterSink, decode_records, origin_of
 from driftline.streams.state import CheckpointReader, Location, restore
-from driftline.streams.tasks import JoinTask, MonitorOutput, MonitorTask, drift_statistics
+from driftline.streams.tasks import (
+    Adoption,
+    JoinTask,
+    MonitorOutput,
+    MonitorTask,
+    drift_statistics,
+)
 from driftline.streams.transaction import Restart, TaskId, Transaction
 from driftline.watermark import Progress
 
@@ -187,16 +193,38 @@ class Session:
 
     def _monitor(self, partition: int, records: list[Message], now_ms: int) -> None:
         task = self.monitors[partition]
-        items: list[Sequenced | Progress] = []
+        items: list[Sequenced | Progress | Adoption] = []
         for record in records:
             try:
-                items.append(decode_internal(record.value()))
+                item = decode_internal(record.value())
             except DecodeError as exc:
                 origin = origin_of(record)
                 self._dead_letters([dead_letter(exc, record.value(), origin, now_ms=now_ms)])
+                continue
+            if isinstance(item, ModelVersion):
+                adoption = self._adoption(item)
+                if adoption is not None:
+                    items.append(adoption)
+            else:
+                items.append(item)
         self.read["joined"] += len(records)
         self._send_outputs(task.push(items))
         self.dirty.add(("monitor", partition))
+
+    def _adoption(self, event: ModelVersion) -> Adoption | None:
+        """A rollback for this worker's retraining to adopt, if it retrains and it verifies."""
+        if self.worker.retraining is None:
+            return None
+        try:
+            adoption = self.worker.retraining.load(event)
+        except DriftlineError as exc:  # ArtifactError: unsigned, another key, bytes missing
+            log.warning(
+                "rollback of model %s to version %d refused: %s", event.model, event.version, exc
+            )
+            self.read["rollbacks_refused"] += 1
+            return None
+        self.read["rollbacks"] += 1
+        return adoption
 
     def _send_outputs(self, output: MonitorOutput) -> None:
         """Alerts, then the model versions promoted on the same items."""

@@ -12,6 +12,12 @@
   are checkpointed with the monitors. Neither stage needs a lateness of its own: the merge
   buffer releases items in order.
 
+A monitor task also takes :class:`Adoption` records: a version published by ``driftline models
+rollback``, which the registry writes to the joined topic keyed by its model (so it reaches the
+one task that retrains that model, in order with its items) and which the session has already
+verified and loaded. The retrainer serves it as its champion and numbers its next version after
+it; an adoption read again after a restart is older than the restored retrainer and is ignored.
+
 Tasks are plain picklable objects with no Kafka in them; :mod:`driftline.streams.state` turns
 them into signed checkpoints.
 """
@@ -20,9 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from driftline.events import Alert, Label, Prediction
+from driftline.events import Alert, Label, ModelVersion, Prediction
 from driftline.monitors.model_monitor import ModelMonitor
 from driftline.pipeline import JoinStage, MonitorStage, PipelineSpec, Sequenced
 from driftline.watermark import MergeBuffer, Progress
@@ -30,7 +36,7 @@ from driftline.watermark import MergeBuffer, Progress
 if TYPE_CHECKING:  # importing driftline.models (River, SciPy) takes a second or two
     from driftline.models import Release, RetrainStage
 
-__all__ = ["JoinTask", "MonitorOutput", "MonitorTask", "drift_statistics"]
+__all__ = ["Adoption", "JoinTask", "MonitorOutput", "MonitorTask", "drift_statistics"]
 
 
 class JoinTask:
@@ -124,6 +130,13 @@ class JoinTask:
         return mark
 
 
+class Adoption(NamedTuple):
+    """A rolled-back version for a task's retrainer: the event, and its verified model."""
+
+    event: ModelVersion
+    model: Any
+
+
 class MonitorOutput(NamedTuple):
     """What a batch of the joined topic caused: alerts, and the model versions promoted."""
 
@@ -167,15 +180,24 @@ class MonitorTask:
             self.sources = sources
             self.merge.resize(sources)
 
-    def push(self, records: Iterable[Sequenced | Progress]) -> MonitorOutput:
-        """Items and progress markers, in the order read; the alerts and versions they caused."""
+    def push(self, records: Iterable[Sequenced | Progress | Adoption]) -> MonitorOutput:
+        """Items, progress markers and adoptions, in the order read; the alerts and versions
+        they caused. An adoption applies after the items released before it."""
         merge = self.merge
+        out = MonitorOutput([], [])
         for record in records:
             if isinstance(record, Progress):
                 merge.progress(record)
+            elif isinstance(record, Adoption):
+                done = self._run(merge.pop_ready())
+                out.alerts.extend(done.alerts)
+                out.releases.extend(done.releases)
+                if self.retrain is not None:
+                    self.retrain.adopt(record.event, record.model)
             else:
                 merge.push(record.ts, record.key, record)
-        return self._run(merge.pop_ready())
+        done = self._run(merge.pop_ready())
+        return MonitorOutput(out.alerts + done.alerts, out.releases + done.releases)
 
     def drain(self) -> MonitorOutput:
         """Monitor (and learn) everything held, whatever the watermarks (the run ends)."""

@@ -32,11 +32,12 @@ from test_runtime_kafka import (
     stream_events,
 )
 
-from driftline.codec import decode, encode
+from driftline.codec import decode, encode, encode_internal
 from driftline.events import Label, ModelVersion, Prediction
-from driftline.models import load_verified
+from driftline.models import Retrainer, load_verified
+from driftline.models.artifact import sign
 from driftline.sdk import ModelSubscriber
-from driftline.sdk.registry import history_topic
+from driftline.sdk.registry import ModelRegistry, history_topic
 from driftline.settings import ModelsSettings, Settings
 from driftline.streams import clients
 from driftline.streams.artifacts import LocalArtifactStore, fetch
@@ -242,3 +243,75 @@ def test_kill_9_and_restarts_publish_each_version_once(kafka_settings: Settings,
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def test_a_rollback_is_adopted_and_numbered_after(kafka_settings: Settings, tmp: Path) -> None:
+    settings = with_models(settings_for(kafka_settings, exit_when_idle=2.0), tmp / "store")
+    create(settings)
+    predictions, labels = stream_events()
+    cut = 3400  # after the concept change at 2800, so that version 2 is a "drift" one
+    first = run_with(settings, predictions[:cut], [y for y in labels if y.ts < predictions[cut].ts])
+    assert first.counts["model_versions"] >= 2
+    before, _ = published(settings)
+
+    # a rollback that does not verify (another key) is refused; the registry's is adopted
+    registry = ModelRegistry(settings)
+    try:
+        forged = dataclasses.replace(before[0], version=before[-1].version + 1, reason="rollback")
+        write_joined(settings, encode_internal(sign(forged, b"another-key-0123456789")))
+        rollback = registry.rollback("demo", 1, now_ms=predictions[cut].ts or 0)
+    finally:
+        registry.close()
+    assert (
+        rollback.version == before[-1].version + 1 and rollback.parent_version == before[-1].version
+    )
+
+    second = run_with(
+        settings, predictions[cut:], [y for y in labels if y.ts >= predictions[cut].ts]
+    )
+    assert (second.counts["rollbacks"], second.counts["rollbacks_refused"]) == (1, 1)
+    history, current = published(settings)
+    after = history[len(before) + 1 :]
+    assert history[len(before)] == rollback
+    assert [v.version for v in after] == list(
+        range(rollback.version + 1, rollback.version + 1 + len(after))
+    )
+    # the adopted model predates the concept change: a challenger beats it again, and its
+    # version comes after the rollback's, as its child
+    assert after and after[0].parent_version == rollback.version
+    assert current[-1].version == history[-1].version
+    retrainer = single_retrainer(settings)
+    assert retrainer.counts["adopted"] == 1 and retrainer.version == history[-1].version
+
+
+def run_with(settings: Settings, predictions: list[Prediction], labels: list[Label]) -> RunReport:
+    """Publish these events, then run a worker over the topics until it is idle."""
+    publish(settings, predictions, labels)
+    return run_worker(settings, handle_signals=False)
+
+
+def write_joined(settings: Settings, value: bytes) -> None:
+    """A record on the workers' joined topic, keyed by the model (as the registry writes it)."""
+    producer = clients.producer(settings.kafka)
+    producer.produce(settings.topics.internal_prefix + "joined", value, b"demo")
+    assert producer.flush(30) == 0
+
+
+def single_retrainer(settings: Settings) -> Retrainer:
+    """The one retrainer in the committed checkpoints."""
+    state = settings.topics.internal_prefix + "state"
+    tasks = load_checkpoints(
+        settings.kafka,
+        settings.run.group_id,
+        {"monitor": [settings.topics.internal_prefix + "joined"]},
+        state,
+        settings.state.key_bytes(),
+    )
+    retrainers = [
+        r
+        for task in tasks.values()
+        if task.retrain is not None
+        for r in task.retrain.retrainers.values()
+    ]
+    assert len(retrainers) == 1
+    return retrainers[0]
