@@ -168,6 +168,33 @@ def run(
     click.echo(report.summary(), err=True)
 
 
+@cli.command("faust")
+@click.option("--group-id", help="Consumer group prefix of the workers (default: driftline).")
+@click.option(
+    "--exit-when-idle",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Flush everything and exit after this long without records (tests, backfills).",
+)
+@click.option(
+    "--loglevel",
+    type=click.Choice(["crit", "error", "warn", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+@click.pass_obj
+def faust_worker(
+    settings: Settings, group_id: str | None, exit_when_idle: float | None, loglevel: str
+) -> None:
+    """Join labels, monitor the models and publish alerts with faust-streaming (at least once;
+    no retraining), until SIGTERM or SIGINT."""
+    from driftline.streams.faust_app import run_faust
+
+    given = {"group_id": group_id, "exit_when_idle": exit_when_idle}
+    run_settings = settings.run.model_copy(update={k: v for k, v in given.items() if v is not None})
+    run_faust(settings.model_copy(update={"run": run_settings}), loglevel=loglevel)
+
+
 cli.add_command(models)  # `driftline models list|show|rollback`, in driftline/models_cli.py
 
 

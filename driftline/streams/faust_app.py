@@ -1,0 +1,375 @@
+"""``driftline faust``: the same join and monitors as ``driftline run``, on faust-streaming.
+
+The app drives the pure tasks of :mod:`driftline.streams.tasks`, wired as the Kafka runtime
+(:mod:`driftline.streams.session`) wires them:
+
+- agent ``driftline-join`` reads the predictions and labels topics (raw bytes, in batches of
+  ``stream.take_events``) with a :class:`~driftline.streams.tasks.JoinTask` per input partition.
+  Bad records go to the dead-letter topic; joined items go to ``<internal_prefix>faust-joined``
+  keyed by model, each with a header ``driftline-seq: <join partition>:<n>`` (its rank among the
+  items that join partition emitted), then the task's progress marker to every partition of
+  that topic. While one topic runs ahead of the other, the events past the frontier of
+  :class:`~driftline.streams.alignment.Alignment` are held (not paused);
+- agent ``driftline-monitor`` reads that topic with a :class:`~driftline.streams.tasks.
+  MonitorTask` per partition and publishes its alerts to the alerts topic, keyed by model;
+- a timer drains the join partitions quiet for ``run.idle_ms`` (so that they stop holding the
+  monitors back) and, with ``run.exit_when_idle``, drains the monitors and stops the worker.
+
+Retraining is left out: model versions are published by ``driftline run`` only.
+
+**State.** Two faust tables (in memory, rebuilt from their compacted changelog topics
+``<internal_prefix>faust-join-state`` and ``faust-monitor-state``, co-partitioned with the input
+and joined topics; :mod:`driftline.streams.faust_state`) hold one checkpoint per task: the task,
+the input offsets it covers and its ``driftline-seq`` counters, sealed by
+:mod:`driftline.checkpoint` (signed with ``settings.state.key``, verified before it is
+unpickled). A task is checkpointed at the end of every batch, after its outputs were delivered
+and before faust acks the batch's events, so the offsets faust commits (it flushes the producer
+first) never pass a checkpoint; a checkpoint may be newer than the committed offsets, so a
+restored task skips the records below its offsets.
+
+**Guarantee: at least once.** After a crash or a rebalance a task restarts from its last
+checkpoint and processes again what came after it: alerts, dead letters and joined items
+published since may be published again, never lost. Alert ids are deterministic, so a reader
+that dedups on ``alert_id`` sees each alert once; a monitor task drops the joined items it has
+already seen (by ``driftline-seq``), so repeats upstream do not change what it monitors. A
+checkpoint must fit in one record (``topics.max_message_bytes``). Plaintext brokers only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import faust
+
+from driftline.codec import dead_letter, decode_internal, encode, encode_internal
+from driftline.errors import ConfigError, DecodeError
+from driftline.events import DeadLetter, ModelVersion
+from driftline.pipeline import Sequenced
+from driftline.settings import Settings
+from driftline.streams.faust_state import (
+    SEQ_HEADER,
+    Checkpoint,
+    CheckpointTable,
+    FaustAlignment,
+    FaustRecord,
+    first_time,
+)
+from driftline.streams.records import decode_records, origin_of
+from driftline.streams.tasks import JoinTask, MonitorOutput, MonitorTask
+from driftline.watermark import Progress
+
+__all__ = ["FaustRuntime", "build_app", "run_faust"]
+
+log = logging.getLogger("driftline.faust")
+
+
+class FaustRuntime:
+    """The tasks of one worker, and what each batch, timer tick and rebalance does to them."""
+
+    def __init__(self, settings: Settings, app: Any, inputs: int) -> None:
+        t, self.settings, self.app = settings.topics, settings, app
+        self.spec = settings.pipeline_spec()
+        self.max_bytes, self.inputs, self.outputs = (
+            settings.codec.max_event_bytes,
+            inputs,
+            t.partitions,
+        )
+        self.names = (t.predictions, t.labels)
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.source = app.topic(t.predictions, t.labels, **raw)
+        self.joined = app.topic(
+            t.internal_prefix + "faust-joined",
+            partitions=t.partitions,
+            internal=True,
+            config={"retention.ms": str(t.retention_ms)},
+            **raw,
+        )
+        self.alerts = app.topic(t.alerts, **raw)
+        self.deadletter = app.topic(t.deadletter, **raw)
+        limit = {"max.message.bytes": str(t.max_message_bytes)}
+        prefix, key = t.internal_prefix + "faust-", settings.state.key_bytes()
+        self.join_table = CheckpointTable(app, "join", prefix + "join-state", inputs, key, **limit)
+        self.monitor_table = CheckpointTable(
+            app, "monitor", prefix + "monitor-state", t.partitions, key, **limit
+        )
+        self.alignment = FaustAlignment(app, t.predictions, t.labels, self.spec.lateness_ms)
+        self.joins: dict[int, Checkpoint] = {}
+        self.monitors: dict[int, Checkpoint] = {}
+        self.join_lock, self.monitor_lock = asyncio.Lock(), asyncio.Lock()
+        self.pending: list[Any] = []  # delivery futures of the outputs sent since the last flush
+        self.last_input: dict[int, float] = {}
+        self.last_activity = time.monotonic()
+        self.finished = False
+
+    # -- the join ---------------------------------------------------------------------------
+
+    async def on_sources(self, events: Iterable[Any]) -> None:
+        """A batch of the predictions and labels topics."""
+        async with self.join_lock:
+            now = self.last_activity = time.monotonic()
+            groups: dict[int, tuple[list[FaustRecord], list[FaustRecord]]] = {}
+            for event in events:
+                m = event.message
+                state = self._join(m.partition)
+                if m.offset < state.offsets.get(m.topic, 0):
+                    continue  # processed before the checkpoint was written
+                state.offsets[m.topic] = m.offset + 1
+                predictions, labels = groups.setdefault(m.partition, ([], []))
+                (labels if m.topic == self.names[1] else predictions).append(FaustRecord(m))
+            now_ms = int(time.time() * 1000)
+            for partition, (predictions, labels) in groups.items():
+                state, self.last_input[partition] = self.joins[partition], now
+                preds, dead = decode_records(
+                    predictions, "prediction", now_ms=now_ms, max_bytes=self.max_bytes
+                )
+                ys, dead_ys = decode_records(
+                    labels, "label", now_ms=now_ms, max_bytes=self.max_bytes
+                )
+                await self._dead_letters(dead + dead_ys)
+                state.task.add(preds, ys)
+                frontier = self.alignment.frontier(state.task, self._positions())
+                await self._send_items(
+                    state, state.task.release(None if frontier is None else frontier[0])
+                )
+            await self._commit_joins(list(groups))
+
+    def _join(self, partition: int) -> Checkpoint:
+        state = self.joins.get(partition)
+        if state is None:
+            state = self.join_table.restore(partition, lambda: JoinTask(partition, self.spec))
+            self.joins[partition], self.last_input[partition] = state, time.monotonic()
+        return state
+
+    def _positions(self) -> dict[tuple[str, int], int]:
+        return {(t, p): o for p, s in self.joins.items() for t, o in s.offsets.items()}
+
+    async def _send_items(self, state: Checkpoint, items: list[Sequenced]) -> None:
+        source = state.task.partition
+        for item in items:
+            n = state.seq[source] = state.seq.get(source, 0) + 1
+            header = [(SEQ_HEADER, f"{source}:{n}".encode())]
+            await self._send(self.joined, item.model.encode(), encode_internal(item), header=header)
+
+    async def _commit_joins(self, partitions: list[int]) -> None:
+        """Progress markers, delivery of everything sent, then the checkpoints."""
+        for partition in partitions:
+            mark = self.joins[partition].task.progress()
+            if mark is not None:
+                for target in range(self.outputs):
+                    await self._send(self.joined, None, encode_internal(mark), partition=target)
+        await self._flush()
+        for partition in partitions:
+            self.join_table.store(partition, self.joins[partition])
+
+    # -- the monitors -----------------------------------------------------------------------
+
+    async def on_joined(self, events: Iterable[Any]) -> None:
+        """A batch of the joined topic."""
+        async with self.monitor_lock:
+            self.last_activity = time.monotonic()
+            groups: dict[int, list[Any]] = {}
+            for event in events:
+                m = event.message
+                state = self._monitor(m.partition)
+                if m.offset < state.offsets.get(m.topic, 0):
+                    continue
+                state.offsets[m.topic] = m.offset + 1
+                groups.setdefault(m.partition, []).append(m)
+            now_ms = int(time.time() * 1000)
+            for partition, messages in groups.items():
+                state = self.monitors[partition]
+                records: list[Sequenced | Progress] = []
+                for m in messages:
+                    try:
+                        item = decode_internal(m.value)
+                    except DecodeError as exc:
+                        origin = origin_of(FaustRecord(m))
+                        await self._dead_letters([dead_letter(exc, m.value, origin, now_ms=now_ms)])
+                        continue
+                    if isinstance(item, ModelVersion) or not first_time(state, m, item):
+                        continue  # a rollback (for `driftline run`), or an item seen already
+                    records.append(item)
+                await self._send_outputs(state.task.push(records))
+            await self._flush()
+            for partition in groups:
+                self.monitor_table.store(partition, self.monitors[partition])
+
+    def _monitor(self, partition: int) -> Checkpoint:
+        state = self.monitors.get(partition)
+        if state is None:
+            new = lambda: MonitorTask(partition, self.spec, self.inputs)  # noqa: E731
+            state = self.monitors[partition] = self.monitor_table.restore(partition, new)
+            state.task.resize(self.inputs)
+            state.task.retrain = None
+        return state
+
+    async def _send_outputs(self, output: MonitorOutput) -> None:
+        for alert in output.alerts:
+            await self._send(self.alerts, alert.model.encode(), encode(alert))
+
+    # -- idleness, the end of a run, rebalances ---------------------------------------------
+
+    async def on_timer(self, finish: Callable[[], None] | None) -> None:
+        """Drain the quiet join partitions; with ``exit_when_idle``, finish when all is quiet."""
+        app, run = self.app, self.settings.run
+        if self.finished or app.rebalancing or getattr(app, "in_recovery", False):
+            return
+        if self.join_lock.locked() or self.monitor_lock.locked():
+            return  # a batch is being processed: not idle
+        idle = run.idle_ms / 1000
+        if run.exit_when_idle is not None:
+            idle = min(idle, run.exit_when_idle)
+        async with self.join_lock:
+            for tp in app.consumer.assignment():  # a partition without records reports too
+                if tp.topic == self.names[0]:
+                    self._join(tp.partition)
+            now, changed = time.monotonic(), []
+            for partition, state in self.joins.items():
+                task, positions = state.task, self._positions()
+                if task.held and self.alignment.frontier(task, positions) is None:
+                    await self._send_items(state, task.release())  # caught up
+                    changed.append(partition)
+                if task.drained or now - self.last_input.get(partition, now) < idle:
+                    continue
+                if not any(self.alignment.unread(t, partition, positions) for t in self.names):
+                    await self._send_items(state, task.drain())
+                    changed.append(partition)
+            if changed:
+                await self._commit_joins(sorted(set(changed)))
+        wait = run.exit_when_idle
+        if wait is None or not self.joins or time.monotonic() - self.last_activity < wait:
+            return
+        if not all(state.task.drained for state in self.joins.values()):
+            return
+        async with self.monitor_lock:
+            for state in self.monitors.values():
+                await self._send_outputs(state.task.drain())
+            await self._flush()
+            for partition, state in self.monitors.items():
+                self.monitor_table.store(partition, state)
+            await app.producer.flush()
+        self.finished = True
+        log.info("idle for %.1fs: everything released, stopping", wait)
+        if finish is not None:
+            finish()
+
+    async def on_revoked(self, revoked: Iterable[Any]) -> None:
+        """Forget the revoked tasks: their next owner restores them from the tables."""
+        lost = {(tp.topic, tp.partition) for tp in revoked}
+        async with self.join_lock, self.monitor_lock:
+            for p in [p for p in self.joins if (self.names[0], p) in lost]:
+                del self.joins[p]
+            for p in [p for p in self.monitors if (self.joined.get_topic_name(), p) in lost]:
+                del self.monitors[p]
+        log.info("revoked: %s", sorted(lost))
+
+    # -- I/O --------------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        topic: Any,
+        key: bytes | None,
+        value: bytes,
+        *,
+        partition: int | None = None,
+        header: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        future = await topic.send(key=key, value=value, partition=partition, headers=header)
+        self.pending.append(future)
+
+    async def _flush(self) -> None:
+        """Wait until every output sent is delivered (raise if one was not)."""
+        pending, self.pending = self.pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def _dead_letters(self, letters: list[DeadLetter]) -> None:
+        for letter in letters:
+            key = base64.b64decode(letter.key_b64) if letter.key_b64 is not None else None
+            await self._send(self.deadletter, key, encode(letter))
+
+
+def _check_plaintext(settings: Settings) -> None:
+    k = settings.kafka
+    secured = [k.sasl_mechanism, k.sasl_username, k.ssl_ca_location, k.ssl_certificate_location]
+    if k.security_protocol != "PLAINTEXT" or any(v is not None for v in secured):
+        raise ConfigError(
+            f"driftline faust connects to PLAINTEXT brokers only (kafka.security_protocol is "
+            f"{k.security_protocol}); use `driftline run` for SASL or SSL"
+        )
+    if k.client:
+        log.warning("driftline faust ignores kafka.client (librdkafka properties): %s", k.client)
+
+
+def build_app(
+    settings: Settings, *, inputs: int | None = None, finish: Callable[[], None] | None = None
+) -> Any:
+    """The faust app (``faust.App``) of a worker; ``inputs``: partitions of the input topics
+    (default ``topics.partitions``); ``finish``: called once ``run.exit_when_idle`` is met."""
+    _check_plaintext(settings)
+    run = settings.run
+    app: Any = faust.App(
+        f"{run.group_id}.faust",
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka.bootstrap.split(",")],
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=run.commit_interval_ms / 1000,
+        broker_session_timeout=run.session_timeout_ms / 1000,
+        producer_max_request_size=settings.topics.max_message_bytes,
+        stream_wait_empty=True,
+    )
+    runtime = FaustRuntime(settings, app, inputs or settings.topics.partitions)
+    app.driftline = runtime
+    within = run.commit_interval_ms / 1000
+
+    async def join(stream: Any) -> None:
+        async for events in stream.take_events(run.batch_size, within):
+            await runtime.on_sources(events)
+
+    async def monitor(stream: Any) -> None:
+        async for events in stream.take_events(run.batch_size, within):
+            await runtime.on_joined(events)
+
+    async def tick() -> None:
+        await runtime.on_timer(finish)
+
+    async def revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        await runtime.on_revoked(revoked)
+
+    async def assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        log.info("assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+    app.agent(runtime.source, name="driftline-join", concurrency=1)(join)
+    app.agent(runtime.joined, name="driftline-monitor", concurrency=1)(monitor)
+    app.timer(0.25, name="driftline-idle")(tick)
+    app.on_partitions_revoked.connect(revoked)
+    app.on_partitions_assigned.connect(assigned)
+    return app
+
+
+def run_faust(settings: Settings, loglevel: str = "info") -> None:
+    """Run a faust worker until SIGTERM or SIGINT (or ``run.exit_when_idle``); exits the
+    process (faust's worker does). The contract topics must exist; faust creates its own."""
+    from driftline.streams.runtime import check_topics
+
+    _check_plaintext(settings)
+    topology = check_topics(settings)  # a one-line error naming the missing topics
+    workers: list[Any] = []
+
+    def finish() -> None:
+        workers[0]._schedule_shutdown(signal.SIGTERM)  # as on SIGTERM: commit and leave
+
+    app = build_app(settings, inputs=topology.inputs, finish=finish)
+    worker: Any = faust.Worker(app, loglevel=loglevel)
+    workers.append(worker)
+    worker.execute_from_commandline()

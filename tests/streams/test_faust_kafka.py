@@ -1,0 +1,137 @@
+"""``driftline faust`` against a real broker: the replay's alerts, and none lost through a crash.
+
+The worker runs as a subprocess (``python -m driftline faust``), so that faust's event loop and
+signal handling stay out of pytest. Helpers come from ``test_runtime_kafka``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from test_runtime_kafka import (
+    MALFORMED,
+    ROOT,
+    WorkerProcess,
+    create,
+    keys,
+    publish,
+    publish_slowly,
+    read_alerts,
+    read_topic,
+    replay_alerts,
+    settings_for,
+    stream_events,
+    worker_env,
+)
+
+from driftline.cli import main
+from driftline.codec import decode
+from driftline.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+
+class FaustProcess(WorkerProcess):
+    """``driftline faust`` in a subprocess, its stderr in a file."""
+
+    def __init__(self, settings: Settings, log: Path, *args: str) -> None:
+        self.log = log
+        with log.open("w") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "driftline", "faust", "--loglevel", "info", *args],
+                env=worker_env(settings),
+                stderr=handle,
+                stdout=handle,
+                cwd=ROOT,
+            )
+
+
+def faust_settings(base: Settings) -> Settings:
+    """The runtime tests' settings, with records big enough for a whole checkpoint."""
+    settings = settings_for(base)
+    topics = settings.topics.model_copy(update={"max_message_bytes": 8 << 20})
+    return settings.model_copy(update={"topics": topics})
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def test_faust_gives_the_replay_alerts_and_dead_letters(
+    kafka_settings: Settings, tmp: Path
+) -> None:
+    settings = faust_settings(kafka_settings)
+    create(settings)
+    predictions, labels = stream_events(labelled_every=40)
+    publish(settings, predictions, labels)
+    FaustProcess(settings, tmp / "faust.log", "--exit-when-idle", "2").finish(timeout=60)
+
+    expected = replay_alerts(tmp, settings, predictions, labels)
+    alerts = read_alerts(settings)
+    assert len(alerts) == len({a.alert_id for a in alerts}), "an alert was published twice"
+    assert keys(alerts) == keys(expected)
+    firing = {(a.kind, a.feature) for a in alerts if a.status == "firing"}
+    assert {("data_drift", "x0"), ("data_drift", "x1"), ("concept_drift", None)} <= firing
+    letters = [
+        decode("deadletter", r.value()) for r in read_topic(settings, settings.topics.deadletter)
+    ]
+    assert sorted(d.reason for d in letters) == ["not_json", "schema"]
+    assert {d.topic for d in letters} == {settings.topics.predictions}
+    assert {d.value_b64 is not None and d.offset is not None for d in letters} == {True}
+
+
+def test_faust_killed_mid_stream_loses_no_alert(kafka_settings: Settings, tmp: Path) -> None:
+    settings = faust_settings(kafka_settings)
+    create(settings)
+    predictions, labels = stream_events(labelled_every=25)
+    producer = publish_slowly(settings, predictions, labels, seconds=10)
+    first = FaustProcess(settings, tmp / "first.log")
+    first.wait_for("new task join/")  # processing
+    time.sleep(3)
+    first.signal(signal.SIGKILL)  # mid-stream, with outputs not yet checkpointed
+    producer.join(60)
+    second = FaustProcess(settings, tmp / "second.log", "--exit-when-idle", "2")
+    log = second.finish(timeout=60)
+    restored = re.findall(r"restored (join|monitor)/\d+ at offsets (\{.*\})", log)
+    assert {stage for stage, _ in restored} == {"join", "monitor"}, "no checkpoint to resume from"
+    total = len(predictions) + len(MALFORMED) + len(labels)
+    read = sum(
+        sum(ast.literal_eval(offsets).values()) for stage, offsets in restored if stage == "join"
+    )
+    assert 0 < read < total, "the kill should have come mid-stream"
+
+    expected = replay_alerts(tmp, settings, predictions, labels)
+    alerts = read_alerts(settings)
+    assert keys(alerts) == keys(expected), "an alert is missing (or one is not the replay's)"
+    repeats = Counter(a.alert_id for a in alerts)
+    print(f"{sum(n - 1 for n in repeats.values())} alerts repeated after the kill")
+    letters = read_topic(settings, settings.topics.deadletter)
+    assert len(letters) >= len(MALFORMED)
+
+
+def test_faust_says_what_to_do_about_missing_topics_and_tls(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = faust_settings(kafka_settings)
+    for name, value in worker_env(settings).items():
+        if name.startswith("DRIFTLINE_"):
+            monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_:
+        main(["faust"])
+    assert exit_.value.code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"error: missing topics on {settings.kafka.bootstrap}: ")
+    monkeypatch.setenv("DRIFTLINE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(SystemExit):
+        main(["faust"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: driftline faust connects to PLAINTEXT brokers only")
