@@ -16,7 +16,15 @@ from confluent_kafka.admin import AdminClient
 from driftline.errors import BrokerError
 from driftline.settings import KafkaSettings
 
-__all__ = ["admin_client", "check_reachable", "consumer", "producer", "read_topic"]
+__all__ = [
+    "admin_client",
+    "check_reachable",
+    "consumer",
+    "consumer_config",
+    "producer",
+    "producer_config",
+    "read_topic",
+]
 
 # librdkafka reports every failed connection attempt; route it to a logger that only speaks
 # at ERROR, so that an unreachable broker gives our one-line error and not a wall of retries.
@@ -30,22 +38,33 @@ def _base(kafka: KafkaSettings, extra: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def producer(kafka: KafkaSettings, **extra: Any) -> Producer:
-    """A producer; ``extra`` holds librdkafka properties with dots (``{"linger.ms": 5}``)."""
+def producer_config(kafka: KafkaSettings, **extra: Any) -> dict[str, Any]:
+    """A producer's properties: driftline's defaults, then the user's ``kafka.client``
+    properties (which may change them), then ``extra`` (what the caller needs)."""
     defaults = {"linger.ms": 5, "enable.idempotence": True, "compression.type": "lz4"}
-    return Producer(_base(kafka, {**defaults, **extra}))
+    return _base(kafka, {**defaults, **kafka.client, **extra})
 
 
-def consumer(kafka: KafkaSettings, group_id: str, **extra: Any) -> Consumer:
-    """A consumer in ``group_id`` with manual commits (driftline commits after its outputs)."""
+def consumer_config(kafka: KafkaSettings, group_id: str, **extra: Any) -> dict[str, Any]:
+    """A consumer's properties, layered as :func:`producer_config`'s; the group and manual
+    commits are not the user's to change (driftline commits after its outputs)."""
     defaults = {
-        "group.id": group_id,
-        "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "fetch.queue.backoff.ms": 10,
         "enable.partition.eof": False,
     }
-    return Consumer(_base(kafka, {**defaults, **extra}))
+    forced = {"group.id": group_id, "enable.auto.commit": False}
+    return _base(kafka, {**defaults, **kafka.client, **forced, **extra})
+
+
+def producer(kafka: KafkaSettings, **extra: Any) -> Producer:
+    """A producer; ``extra`` holds librdkafka properties with dots (``{"linger.ms": 5}``)."""
+    return Producer(producer_config(kafka, **extra))
+
+
+def consumer(kafka: KafkaSettings, group_id: str, **extra: Any) -> Consumer:
+    """A consumer in ``group_id`` with manual commits (driftline commits after its outputs)."""
+    return Consumer(consumer_config(kafka, group_id, **extra))
 
 
 def admin_client(kafka: KafkaSettings) -> AdminClient:
