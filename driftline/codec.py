@@ -23,16 +23,18 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import orjson
 
-from driftline._schema import compile_schema, integer_fields, json_type
-from driftline._schema_fast import compile_predicate
+from driftline._schema import compile_schema, json_type
+from driftline._schema_batch import BatchDecoder, compile_batch_decoder
+from driftline._schema_fast import Decoder, compile_bytes_decoder, compile_decoder
 from driftline.errors import DecodeError, EventError, ValidationError
 from driftline.events import Alert, DeadLetter, Label, ModelVersion, Prediction
 
@@ -48,8 +50,10 @@ __all__ = [
     "Origin",
     "dead_letter",
     "decode",
+    "decode_batch",
     "decode_internal",
     "decode_or_dead_letter",
+    "decoder",
     "encode",
     "encode_internal",
     "load_schema",
@@ -97,11 +101,18 @@ def load_schema(event_type: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class _Spec:
-    cls: type
+    """An event type's two compiled forms of its contract.
+
+    ``build`` is the hot path: it checks a parsed document and makes the event in one generated
+    function (:func:`driftline._schema_fast.compile_decoder`), or says no with None. ``check``
+    is the precise checker, run only on a no, for the message of the ``ValidationError``.
+    """
+
+    build: Decoder
     check: Callable[[Any], None]
-    is_valid: Callable[[Any], bool]
-    names: tuple[str, ...]
-    integers: frozenset[str]
+    #: Many documents at once, column by column (:mod:`driftline._schema_batch`); None when the
+    #: contract has keywords the column checks do not handle.
+    build_many: BatchDecoder | None
 
 
 @cache
@@ -109,15 +120,9 @@ def _spec(event_type: str) -> _Spec:
     if event_type not in EVENT_TYPES:
         known = ", ".join(EVENT_TYPES)
         raise ValueError(f"unknown event type {event_type!r}; expected one of {known}")
-    cls = EVENT_TYPES[event_type]
-    schema = load_schema(event_type)
-    names = tuple(f.name for f in dataclasses.fields(cls))
+    schema, cls = load_schema(event_type), EVENT_TYPES[event_type]
     return _Spec(
-        cls,
-        compile_schema(schema),
-        compile_predicate(schema, from_json=True),
-        names,
-        integer_fields(schema),
+        compile_decoder(schema, cls), compile_schema(schema), compile_batch_decoder(schema, cls)
     )
 
 
@@ -146,18 +151,69 @@ def decode(
         raise _json_error(data, exc) from None
     if type(doc) is not dict:
         raise DecodeError(f"expected a JSON object, got {json_type(doc)}", reason="not_object")
-    if not spec.is_valid(doc):  # the fast verdict; the precise checker explains a "no"
+    event = spec.build(doc, default_ts)
+    if event is None:  # the fast verdict; the precise checker explains a "no"
         spec.check(doc)
         raise ValidationError(
             "", "does not follow its contract", "a document the checks disagree on"
         )
-    fields = {name: doc[name] for name in spec.names if name in doc}
-    for name in spec.integers & fields.keys():
-        if type(fields[name]) is float:
-            fields[name] = int(fields[name])
-    if default_ts is not None and "ts" in spec.names and "ts" not in fields:
-        fields["ts"] = default_ts
-    return spec.cls(**fields)
+    return event
+
+
+@lru_cache(maxsize=64)
+def decoder(event_type: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Callable[..., Any]:
+    """``decode`` for loops over many records: ``fast(data, default_ts=None)`` gives the event,
+    or None when the record is bad in any way, and raises nothing.
+
+    It makes the same checks as :func:`decode`, in one generated function, but builds no
+    error: on a None, call :func:`decode_or_dead_letter` (or :func:`decode`) for the dead
+    letter (or error) and its reason. Bad records are rare, so they are looked at twice; good
+    ones once.
+
+    >>> fast = decoder("label")
+    >>> fast(b'{"event_id": "a1", "model": "fraud", "label": 0}', 5)
+    Label(event_id='a1', model='fraud', label=0, ts=5)
+    >>> fast(b'{"event_id": "a1", "model": "fraud"}') is None
+    True
+    """
+    _spec(event_type)  # the same check of the event type
+    schema = load_schema(event_type)
+    return compile_bytes_decoder(schema, EVENT_TYPES[event_type], orjson.loads, max_bytes)
+
+
+def decode_batch(
+    event_type: str,
+    values: Sequence[bytes],
+    *,
+    default_ts: Sequence[int | None] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> list[Any]:
+    """:func:`decoder` over many records: the event of each, or None for a bad one (then
+    :func:`decode_or_dead_letter` says why). ``default_ts``: each record's default ``ts``.
+
+    When every record is fine, which is the usual case, their contract is checked column by
+    column over the batch, in a few C passes per field; otherwise record by record.
+
+    >>> decode_batch("label", [b'{"event_id": "a", "model": "m", "label": 1}', b'{"x": 1}'])
+    [Label(event_id='a', model='m', label=1, ts=None), None]
+    """
+    build_many = _spec(event_type).build_many
+    if build_many is not None and values:
+        try:
+            if max(map(len, values)) <= max_bytes:
+                docs = list(map(orjson.loads, values))
+                if set(map(type, docs)) == _DICT:
+                    events = build_many(docs, default_ts)
+                    if events is not None:
+                        return events
+        except _PARSE_ERRORS:
+            pass  # some record is bad: find which, one by one
+    fast = decoder(event_type, max_bytes)
+    return list(map(fast, values, itertools.repeat(None) if default_ts is None else default_ts))
+
+
+_DICT: Final = frozenset({dict})
+_PARSE_ERRORS: Final = (RecursionError, OverflowError, ValueError, TypeError)
 
 
 def _json_error(data: bytes, exc: orjson.JSONDecodeError) -> DecodeError:

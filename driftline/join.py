@@ -61,32 +61,37 @@ class LabelJoiner:
         """The newest event time seen."""
         return self._watermark
 
-    def _key(self, event: Prediction | Label) -> str:
-        return f"{event.model}\x00{event.event_id}"
-
-    def _see(self, ts: int | None) -> int:
-        t = self._watermark if ts is None else ts
-        self._watermark = max(self._watermark, t)
-        return t
+    # add_prediction and add_label run once per event, so they are written out without helper
+    # calls: an event's time moves the watermark (an event without one is "now"), and its key
+    # is "<model>\x00<event_id>".
 
     def add_prediction(self, prediction: Prediction) -> tuple[Prediction, Label] | None:
         """Hold a prediction; the joined pair if its label was already waiting."""
-        ts = self._see(prediction.ts)
-        key = self._key(prediction)
+        ts = prediction.ts
+        if ts is None:
+            ts = self._watermark
+        elif ts > self._watermark:
+            self._watermark = ts
+        key = prediction.model + "\x00" + prediction.event_id
         self.counts["predictions"] += 1
         if key in self._predictions or key in self._joined:
             self.counts["duplicate_predictions"] += 1
             return None
-        orphan = self._orphans.pop(key, None)
-        if orphan is not None:
-            return self._join(key, prediction, orphan[1], ts)
+        if self._orphans:
+            orphan = self._orphans.pop(key, None)
+            if orphan is not None:
+                return self._join(key, prediction, orphan[1], ts)
         self._predictions[key] = (ts + self.ttl_ms, prediction)
         return None
 
     def add_label(self, label: Label) -> tuple[Prediction, Label] | None:
         """Join a label to its held prediction, or hold it as an orphan; None unless joined."""
-        ts = self._see(label.ts)
-        key = self._key(label)
+        ts = label.ts
+        if ts is None:
+            ts = self._watermark
+        elif ts > self._watermark:
+            self._watermark = ts
+        key = label.model + "\x00" + label.event_id
         self.counts["labels"] += 1
         if key in self._joined or key in self._orphans:
             self.counts["duplicate_labels"] += 1
@@ -95,7 +100,9 @@ class LabelJoiner:
         if held is None:
             self._orphans[key] = (ts + self.ttl_ms, label)
             return None
-        return self._join(key, held[1], label, ts)
+        self._joined[key] = ts + self.ttl_ms
+        self.counts["joined"] += 1
+        return held[1], label
 
     def _join(
         self, key: str, prediction: Prediction, label: Label, ts: int

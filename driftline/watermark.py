@@ -29,10 +29,11 @@ everything held is released.
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from driftline.ordering import RunQueue
 
 __all__ = ["MergeBuffer", "Progress"]
 
@@ -67,11 +68,18 @@ class MergeBuffer(Generic[T]):
         self._reset()
 
     def _reset(self) -> None:
-        self._heap: list[tuple[int, str, int, T]] = []
-        self._seq = 0
+        self._queue: RunQueue[T] = RunQueue()  # as in EventTimeBuffer: sorted runs and a heap
         self._marks: dict[int, Progress] = {}
         self._released: int | None = None
         self.counts: Counter[str] = Counter()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        heap, seq = state.pop("_heap", None), state.pop("_seq", 0)
+        self.__dict__.update(state)
+        if heap is not None:  # a checkpoint of the heap-only buffer: the same entries
+            self._queue = RunQueue()
+            self._queue._heap, self._queue._seq = heap, seq
 
     def resize(self, sources: int) -> None:
         """The number of join partitions changed (partitions were added to the input topics)."""
@@ -81,8 +89,7 @@ class MergeBuffer(Generic[T]):
     def push(self, ts: int, key: str, item: T) -> None:
         if self._released is not None and ts < self._released:
             self.counts["late"] += 1
-        heapq.heappush(self._heap, (ts, key, self._seq, item))
-        self._seq += 1
+        self._queue.add(ts, key, item)
 
     def progress(self, mark: Progress) -> None:
         """Record a source's latest progress (the latest report wins, even if it is lower)."""
@@ -114,16 +121,15 @@ class MergeBuffer(Generic[T]):
         return self._pop_until(_EVERYTHING)
 
     def _pop_until(self, limit: int) -> list[T]:
-        out: list[T] = []
-        heap = self._heap
-        while heap and heap[0][0] <= limit:
-            ts, _, _, item = heapq.heappop(heap)
-            self._released = ts if self._released is None else max(self._released, ts)
-            out.append(item)
-        return out
+        entries = self._queue.pop_until(limit)
+        if not entries:
+            return []
+        last = entries[-1][0]
+        self._released = last if self._released is None else max(self._released, last)
+        return [entry[3] for entry in entries]
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._queue)
 
 
 _EVERYTHING = (1 << 63) - 1

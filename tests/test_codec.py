@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import math
 from pathlib import Path
@@ -189,3 +190,99 @@ def test_generated_predicate_agrees_with_jsonschema(event_type: str, data: st.Da
     else:
         with pytest.raises(ValidationError):
             codec.validate(event_type, doc)
+
+
+# -- the fast paths against the precise ones -------------------------------------------------------
+
+
+def _precise_decode(event_type: str, doc: dict[str, Any], default_ts: int | None) -> Any:
+    """What ``decode`` did before the generated decoder: the predicate, then the fields by name."""
+    from driftline._schema import integer_fields
+    from driftline._schema_fast import compile_predicate
+
+    schema = codec.load_schema(event_type)
+    if not compile_predicate(schema, from_json=True)(doc):
+        return None
+    cls = codec.EVENT_TYPES[event_type]
+    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {name: doc[name] for name in names if name in doc}
+    for name in integer_fields(schema) & fields.keys():
+        if type(fields[name]) is float:
+            fields[name] = int(fields[name])
+    if default_ts is not None and "ts" in names and "ts" not in fields:
+        fields["ts"] = default_ts
+    return cls(**fields)
+
+
+def _typed(event: Any) -> Any:
+    """An event's fields with their types: 1 == 1.0 == True, but not for the codec."""
+    if event is None:
+        return None
+    return [(type(v), v) for v in _fields(event).values()]
+
+
+def _fields(event: Any) -> dict[str, Any]:
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+
+
+def _as_json(event: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(encode(event))
+    return doc
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENTS))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_generated_decoder_builds_what_the_precise_path_builds(
+    event_type: str, data: st.DataObject
+) -> None:
+    """Valid or not: the same verdict, and the same event, field by field and type by type."""
+    doc = data.draw(st.one_of(near_valid(event_type), EVENTS[event_type].map(_as_json)))
+    if data.draw(st.booleans()):
+        doc.pop("ts", None)
+    doc = orjson.loads(orjson.dumps(doc))
+    default_ts = data.draw(st.one_of(st.none(), st.integers(0, 2**40)))
+    built = codec._spec(event_type).build(doc, default_ts)
+    assert _typed(built) == _typed(_precise_decode(event_type, doc, default_ts))
+    if built is not None:  # built by setting its slots: the same as by its constructor
+        assert built == codec.EVENT_TYPES[event_type](**_fields(built))
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENTS))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_decoder_agrees_with_decode_on_any_bytes(event_type: str, data: st.DataObject) -> None:
+    """``decoder`` gives decode's event, or None exactly where decode raises (any bad input)."""
+    raw = data.draw(
+        st.one_of(
+            st.binary(max_size=200),
+            near_valid(event_type).map(orjson.dumps),
+            EVENTS[event_type].map(encode),
+            EVENTS[event_type].map(lambda e: b" \t" + encode(e) + b"\r\n"),
+        )
+    )
+    default_ts = data.draw(st.one_of(st.none(), st.integers(0, 2**40)))
+    max_bytes = data.draw(st.sampled_from([codec.DEFAULT_MAX_BYTES, 120]))
+    fast = codec.decoder(event_type, max_bytes)(raw, default_ts)
+    try:
+        expected = decode(event_type, raw, default_ts=default_ts, max_bytes=max_bytes)
+    except (codec.EventError, RecursionError, OverflowError, ValueError, TypeError):
+        expected = None
+    assert _typed(fast) == _typed(expected)
+
+
+def test_pattern_checks_remember_matches_but_not_refusals() -> None:
+    from driftline._schema_fast import MEMO_SIZE, _PatternMemo
+
+    memo = _PatternMemo("^[a-z]+$")
+    assert memo("abc") and memo("abc") and "abc" in memo.matched
+    assert not memo("ABC") and "ABC" not in memo.matched
+    for i in range(MEMO_SIZE + 10):
+        memo("x" * (i + 1))
+    assert len(memo.matched) == MEMO_SIZE
+    assert memo("y" * 5000) and not memo("Y")  # the verdict still holds past the bound
+    fast = codec.decoder("label")
+    bad = b'{"event_id": "a", "model": "bad model", "label": 1}'
+    for _ in range(3):  # a refused name is refused every time
+        assert fast(b'{"event_id": "a", "model": "fraud", "label": 1}') is not None
+        assert fast(bad) is None

@@ -96,3 +96,12 @@ def test_checkpoint_mid_stream_gives_the_same_future(stream: Stream) -> None:
     tampered = blob[:-1] + bytes([blob[-1] ^ 1])
     with pytest.raises(StateError, match="signature"):
         unseal(tampered, key)
+
+
+def test_join_items_are_built_as_by_their_constructor() -> None:
+    from driftline.pipeline import Sequenced, _sequenced
+
+    prediction = drifting_stream(1, seed=0).predictions[0]
+    made = _sequenced(5, "p/e", prediction)
+    assert made == Sequenced(5, "p/e", prediction) and type(made) is Sequenced
+    assert (made.ts, made.key, made.item) == (5, "p/e", prediction)

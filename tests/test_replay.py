@@ -182,3 +182,50 @@ def test_reference_from_a_training_file(tmp_path: Path) -> None:
             decode("alert", line) for line in (tmp_path / "a.jsonl").read_bytes().splitlines()
         ]
         assert {a.feature for a in alerts if a.kind == "data_drift"} == expected
+
+
+def test_read_events_decodes_each_line_as_the_codec_does(tmp_path: Path) -> None:
+    """Line breaks, blank lines, bad lines: the events and dead letters of a line-by-line
+    ``decode_or_dead_letter`` over the stripped lines (the fast decoder is only a shortcut)."""
+    import gc
+
+    from driftline.codec import Origin, decode_or_dead_letter
+    from driftline.events import DeadLetter
+    from driftline.streams.replay import YOUNG_THRESHOLD, read_events, young_collections_every
+
+    good = [encode(p) for p in drifting_stream(5, seed=1).predictions]
+    lines = [
+        good[0] + b"\r\n",
+        b"\n",
+        b"  \t \r\n",
+        b"  " + good[1] + b"  \n",
+        b"{not json\n",
+        b"\xff\xfe\n",
+        b'{"event_id": "z", "model": "demo", "features": {}, "prediction": 1, "ts": 2.0}\n',
+        b'{"event_id": "z", "model": "demo", "features": {}, "prediction": 1, "ts": 2.5}\n',
+        b"x" * 1100 + b"\n",
+        good[2] + b"\r",
+        good[3],  # no line break at the end
+    ]
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"".join(lines))
+    letters: list[DeadLetter] = []
+    events = list(read_events(path, "prediction", letters, max_bytes=1000))
+    expected, expected_letters = [], []
+    with path.open("rb") as handle:
+        numbered = list(enumerate(handle, start=1))  # lines end at b"\n" only, as replay reads
+    for number, line in numbered:
+        raw = line.rstrip(b"\r\n")
+        if not raw.strip():
+            continue
+        origin = Origin(topic=str(path), offset=number)
+        out = decode_or_dead_letter("prediction", raw, origin, now_ms=0, max_bytes=1000)
+        (expected_letters if isinstance(out, DeadLetter) else expected).append(out)
+    assert events == expected and len(events) == 3
+    assert [(d.reason, d.detail, d.offset, d.value_b64) for d in letters] == [
+        (d.reason, d.detail, d.offset, d.value_b64) for d in expected_letters
+    ]
+    before = gc.get_threshold()
+    with young_collections_every(YOUNG_THRESHOLD):
+        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+    assert gc.get_threshold() == before

@@ -13,6 +13,7 @@ independent implementation (scipy) in ``tests/monitors/test_data_drift.py``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ __all__ = [
     "missing_mask",
     "psi",
     "quantile_edges",
+    "right_ranks",
+    "shares_of",
     "two_proportion_pvalue",
 ]
 
@@ -76,8 +79,12 @@ def quantile_edges(sorted_ref: FloatArray, bins: int) -> FloatArray:
 
 def bin_shares(sorted_values: FloatArray, edges: FloatArray) -> FloatArray:
     """Share of the (sorted, finite) values in each bin, floored at :data:`PSI_EPSILON`."""
-    cuts = sorted_values.searchsorted(edges)
-    shares = (cuts[1:] - cuts[:-1]) * (1.0 / max(sorted_values.size, 1))
+    return shares_of(sorted_values.searchsorted(edges), sorted_values.size)
+
+
+def shares_of(cuts: IntArray, size: int) -> FloatArray:
+    """:func:`bin_shares` from where the edges cut the ``size`` sorted values."""
+    shares = (cuts[1:] - cuts[:-1]) * (1.0 / max(size, 1))
     floored: FloatArray = np.maximum(shares, PSI_EPSILON, out=shares)
     return floored
 
@@ -106,6 +113,14 @@ class SortedSample:
             np.arange(1, n + 1) / n,
         )
 
+    @functools.cached_property
+    def padded(self) -> FloatArray:
+        """``values`` followed by +inf: the reference value at each rank, ``n`` included."""
+        return np.concatenate((self.values, (np.inf,)))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "padded"}  # derived: not kept
+
 
 def ks_wasserstein(
     ref: SortedSample, cur_sorted: FloatArray, cur_ranks_sorted: IntArray
@@ -129,15 +144,49 @@ def ks_wasserstein(
     diff_ref = below * (1.0 / m)
     diff_ref -= ref.cdf
     np.abs(diff_ref, out=diff_ref)
-    ref_pad = np.concatenate((ref.values, (top,)))
     cur_next = np.concatenate((cur_sorted[1:], (np.inf,)))
-    gap_cur = np.minimum(cur_next, ref_pad[cur_ranks_sorted])
+    # The next reference value after each current one; past the last, ``top`` (padding with
+    # +inf instead changes nothing before the last current value: its next one is lower).
+    gap_cur = np.minimum(cur_next, ref.padded[cur_ranks_sorted])
+    if cur_ranks_sorted[-1] == n:
+        gap_cur[-1] = top  # min(+inf, top)
     gap_cur -= cur_sorted
     diff_cur = cur_ranks_sorted * (1.0 / n)
-    diff_cur -= np.arange(1, m + 1) * (1.0 / m)
+    diff_cur -= _ecdf_steps(m)
     np.abs(diff_cur, out=diff_cur)
-    d = max(float((diff_ref * (gap_ref > 0)).max()), float((diff_cur * (gap_cur > 0)).max()))
+    d = max(_largest_where_positive(diff_ref, gap_ref), _largest_where_positive(diff_cur, gap_cur))
     return d, float(diff_ref @ gap_ref + diff_cur @ gap_cur)
+
+
+def _largest_where_positive(
+    diff: npt.NDArray[np.floating[Any]], gap: npt.NDArray[np.floating[Any]]
+) -> float:
+    """The largest ``diff`` (all >= 0) where ``gap > 0``, 0 if none: without ties in the data
+    every gap is positive, and one ``min`` saves the mask."""
+    if gap.size and gap.min() > 0:
+        return float(diff.max())
+    return float(diff[gap > 0].max(initial=0.0))
+
+
+def right_ranks(sorted_ref: FloatArray, values: FloatArray) -> IntArray:
+    """``sorted_ref.searchsorted(values, side="right")``, faster for a large batch: binary
+    searches for sorted values reuse the previous bound and predict well, so the values are
+    sorted first and the ranks put back in their order."""
+    if values.size < 64:
+        return sorted_ref.searchsorted(values, side="right")
+    order = np.argsort(values)
+    ranks = np.empty(values.size, dtype=np.intp)
+    ranks[order] = sorted_ref.searchsorted(values[order], side="right")
+    return ranks
+
+
+@functools.lru_cache(maxsize=32)
+def _ecdf_steps(m: int) -> FloatArray:
+    """``(k + 1) / m`` for k < m: a sample's empirical CDF at its sorted values (read-only; the
+    window size repeats from check to check)."""
+    steps = (np.arange(1, m + 1) * (1.0 / m)).astype(np.float64, copy=False)
+    steps.flags.writeable = False
+    return steps
 
 
 def ks_pvalue(d: float, n: int, m: int) -> float:

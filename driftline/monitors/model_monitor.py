@@ -23,7 +23,8 @@ errors (labelled)       accuracy drop (classifiers)    ``performance``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from driftline.monitors.categorical import CategoricalDrift, UnseenCategories
 from driftline.monitors.concept import LossIncreaseCUSUM
 from driftline.monitors.missing import MissingRate
 from driftline.monitors.numeric import KSDrift, NumericDrift, WassersteinDrift
-from driftline.monitors.performance import AccuracyDrop, ModelPerformance, class_key
+from driftline.monitors.performance import AccuracyDrop, ModelPerformance, class_key, class_keys
 from driftline.monitors.policy import AlertPolicy
 from driftline.monitors.spec import MonitorSpec
 
@@ -44,6 +45,10 @@ __all__ = ["ModelMonitor"]
 _NUMERIC = {"psi": NumericDrift, "ks": KSDrift, "wasserstein": WassersteinDrift}
 _OTHER = "other"
 _NUMERIC_TYPES = frozenset({int, float, bool, type(None)})
+_DICT: frozenset[type] = frozenset({dict})
+_FEATURES, _SCORES = operator.attrgetter("features"), operator.attrgetter("scores")
+_PREDICTION, _VERSION = operator.attrgetter("prediction"), operator.attrgetter("model_version")
+_LABEL = operator.attrgetter("label")
 Segment = tuple[tuple[str, str], ...]
 
 
@@ -62,8 +67,12 @@ def _numeric_column(values: Sequence[Any]) -> npt.NDArray[np.float64]:
 
 
 def _categorical_column(values: Sequence[Any]) -> npt.NDArray[np.object_]:
+    """Class keys (:func:`~driftline.monitors.performance.class_key`); None stays missing."""
     column = np.empty(len(values), dtype=object)
-    column[:] = [None if v is None else class_key(v) for v in values]
+    if type(None) in set(map(type, values)):
+        column[:] = [None if v is None else class_key(v) for v in values]
+    else:
+        column[:] = class_keys(values)
     return column
 
 
@@ -118,13 +127,15 @@ class ModelMonitor:
         alerts: list[Alert] = []
         for segment, rows in self._split(batch):
             watches = self._inputs.setdefault(segment, {})
-            self._discover(watches, rows)
+            columns = self._gather(watches, rows)
+            if columns is None:  # something new, or unusual, in these rows
+                self._discover(watches, rows)
+                features = [p.features for p in rows]
+                columns = {key: self._values(key, rows, features) for key in watches}
             ts = np.array([p.ts or 0 for p in rows], dtype=np.int64)
             version = rows[-1].model_version
-            features = [p.features for p in rows]
             for key, watch in watches.items():
-                values = self._values(key, rows, features)
-                column = watch.column(values)
+                column = watch.column(columns[key])
                 for detector in watch.detectors:
                     kind = "data_quality" if isinstance(detector, MissingRate) else watch.kind
                     alerts += self._signals(
@@ -147,13 +158,21 @@ class ModelMonitor:
         alerts: list[Alert] = []
         for segment, rows in self._split([p for p, _ in pairs], pairs):
             detectors = self._outcomes.setdefault(segment, self._outcome_detectors())
-            labels = [y.label for _, y in rows]
-            predicted = [p.prediction for p, _ in rows]
-            ts = np.array([max(p.ts or 0, y.ts or 0) for p, y in rows], dtype=np.int64)
+            preds, ys = [p for p, _ in rows], [y for _, y in rows]
+            labels, predicted = list(map(_LABEL, ys)), list(map(_PREDICTION, preds))
+            ts = np.maximum(  # an outcome's time: the later of its two events
+                np.array([p.ts or 0 for p in preds], dtype=np.int64),
+                np.array([y.ts or 0 for y in ys], dtype=np.int64),
+            )
             errors = self._errors(predicted, labels)
             version = rows[-1][0].model_version
             if not segment:
-                self._update_performance(self.performance, rows)
+                versions = list(map(_VERSION, preds))
+                if versions.count(versions[0]) == len(versions):  # one version: one update
+                    scores = list(map(_SCORES, preds))
+                    self.performance.update(versions[0], labels, predicted, scores)
+                else:
+                    self._update_performance(self.performance, rows)
             for kind, detector in detectors:
                 alerts += self._signals(detector, errors, ts, kind, None, segment, version)
         return alerts
@@ -227,6 +246,37 @@ class ModelMonitor:
 
     def _alpha(self) -> float:
         return self.spec.family_alpha / (self._n_tests or 1)
+
+    @staticmethod
+    def _gather(
+        watches: Mapping[str, _Watch], rows: Sequence[Prediction]
+    ) -> dict[str, Sequence[Any]] | None:
+        """Each watched stream's values over ``rows`` (as :meth:`_values` gives them), taken in
+        C; None unless every row holds exactly the watched features and scores, in dicts.
+
+        Then no row has anything to discover: a row with as many keys as the watched names,
+        all of them among its keys, has no other key.
+        """
+        if "prediction" not in watches:
+            return None
+        out: dict[str, Sequence[Any]] = {"prediction": list(map(_PREDICTION, rows))}
+        for prefix, maps in (("f:", list(map(_FEATURES, rows))), ("s:", list(map(_SCORES, rows)))):
+            names = [key[2:] for key in watches if key.startswith(prefix)]
+            if not names:
+                if any(maps):  # features or scores where none are watched
+                    return None
+                continue
+            if set(map(type, maps)) != _DICT or set(map(len, maps)) != {len(names)}:
+                return None
+            try:
+                table = list(map(operator.itemgetter(*names), maps))
+            except KeyError:
+                return None
+            values: Iterable[Sequence[Any]] = (
+                zip(*table, strict=True) if len(names) > 1 else [table]
+            )
+            out.update(zip([prefix + name for name in names], values, strict=True))
+        return out
 
     def _discover(self, watches: dict[str, _Watch], rows: Sequence[Prediction]) -> None:
         """Create detectors for streams seen for the first time, with kinds from their values."""
@@ -316,6 +366,9 @@ class ModelMonitor:
         if self._task == "regression":
             p, y = _numeric_column(predicted), _numeric_column(labels)
             return np.abs(p - y)
+        kinds = set(map(type, predicted))
+        if len(kinds) == 1 and set(map(type, labels)) == kinds:  # one type: compare in C
+            return np.array(list(map(operator.ne, predicted, labels)), dtype=np.float64)
         return np.array(
             [
                 (a != b) if type(a) is type(b) else class_key(a) != class_key(b)

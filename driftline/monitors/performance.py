@@ -18,6 +18,7 @@ alert kind ``performance``) is a window test on the per-event errors; :class:`Ri
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,7 @@ __all__ = [
     "Task",
     "accuracy",
     "class_key",
+    "class_keys",
     "f1_score",
     "log_loss",
     "mae",
@@ -72,15 +74,31 @@ def class_key(label: Target) -> str:
     return str(label)
 
 
+def class_keys(labels: Sequence[Target]) -> list[str]:
+    """:func:`class_key` of each label; in one C call when they are all strings or all ints.
+
+    >>> class_keys([1, 0, 1]), class_keys(["a", "b"]), class_keys([1.0, True])
+    (['1', '0', '1'], ['a', 'b'], ['1', 'true'])
+    """
+    kinds = set(map(type, labels))
+    if kinds <= _STR:
+        return list(labels)  # type: ignore[arg-type]
+    if kinds <= _INT:
+        return list(map(str, labels))
+    return [class_key(v) for v in labels]
+
+
+_STR: frozenset[type] = frozenset({str})
+_INT: frozenset[type] = frozenset({int})
+
+
 def _distinct(labels: Labels) -> tuple[list[str], npt.NDArray[np.intp]]:
     """The distinct class keys of ``labels`` (sorted) and each label's index among them."""
     if isinstance(labels, np.ndarray) and labels.dtype.kind in "iub":
         values, inverse = np.unique(labels, return_inverse=True)  # keys of the few distinct only
         return [class_key(v) for v in values.tolist()], inverse.reshape(-1)
     items = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
-    keys, inverse = np.unique(
-        np.array([class_key(v) for v in items], dtype=str), return_inverse=True
-    )
+    keys, inverse = np.unique(np.array(class_keys(items), dtype=str), return_inverse=True)
     return keys.tolist(), inverse.reshape(-1)
 
 
@@ -138,10 +156,30 @@ def true_class_probability(
     y_true: Labels, scores: Sequence[Mapping[str, float] | None]
 ) -> npt.NDArray[np.float64]:
     """The probability each event's scores gave its true class (0 when absent; NaN: no scores)."""
-    keys = _keys(y_true).tolist()
+    return _probability(_row_keys(*_distinct(y_true)), scores)
+
+
+def _row_keys(keys: list[str], inverse: npt.NDArray[np.intp]) -> list[str]:
+    """Each label's class key, from :func:`_distinct`'s answer."""
+    return list(map(keys.__getitem__, inverse.tolist()))
+
+
+def _probability(
+    keys: list[str], scores: Sequence[Mapping[str, float] | None]
+) -> npt.NDArray[np.float64]:
+    """``scores[i][keys[i]]`` (0 when absent, NaN when ``scores[i]`` is None) as floats; in C
+    when every row has a dict of numbers (the common case)."""
+    if set(map(type, scores)) == _DICT:
+        found = list(map(dict.get, scores, keys, itertools.repeat(0.0)))  # type: ignore[arg-type]
+        if set(map(type, found)) <= _NUMBER:  # numpy converts them as float() does
+            return np.array(found, dtype=np.float64)
     return np.array(
         [math.nan if s is None else float(s.get(k, 0.0)) for k, s in zip(keys, scores, strict=True)]
     )
+
+
+_DICT: frozenset[type] = frozenset({dict})
+_NUMBER: frozenset[type] = frozenset({int, float})
 
 
 def log_loss(y_true: Labels, scores: Sequence[Mapping[str, float] | None]) -> float:
@@ -193,7 +231,10 @@ class PerformanceWindow:
         self._seen: list[int] = []  # true count + predicted count per class code
 
     def _codes(self, labels: Labels) -> npt.NDArray[np.intp]:
-        keys, inverse = _distinct(labels)
+        return self._code_of(*_distinct(labels))
+
+    def _code_of(self, keys: list[str], inverse: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """Class codes (new classes get the next ones) of labels given by :func:`_distinct`."""
         for k in keys:
             if k not in self._classes:
                 self._classes[k] = len(self._classes)
@@ -213,10 +254,12 @@ class PerformanceWindow:
             rows = np.stack([np.abs(error), error**2, np.zeros(error.size)], axis=1)
             self._totals += [rows[:, 0].sum(), rows[:, 1].sum(), 0.0]
         else:
-            t, p = self._codes(y_true), self._codes(y_pred)
+            true_keys, true_inverse = _distinct(y_true)  # once, for the codes and the loss
+            t, p = self._code_of(true_keys, true_inverse), self._codes(y_pred)
             loss = np.full(t.size, np.nan)
             if scores is not None:
-                loss = -np.log(np.clip(true_class_probability(y_true, scores), EPS, 1 - EPS))
+                probability = _probability(_row_keys(true_keys, true_inverse), scores)
+                loss = -np.log(np.clip(probability, EPS, 1 - EPS))
             rows = np.stack([t, p, loss], axis=1).astype(np.float64)
             scored = ~np.isnan(loss)
             self._totals += [float(np.sum(t == p)), loss[scored].sum(), scored.sum()]
@@ -230,7 +273,7 @@ class PerformanceWindow:
         self._rows[idx] = rows
         self._head = int((self._head + rows.shape[0]) % self.window_size)
         self._count = min(self._count + rows.shape[0], self.window_size)
-        self._events += len(np.asarray(y_true))
+        self._events += len(y_true)
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """``{"window": {...}, "cumulative": {...}}``; each has ``events`` and the task's metrics

@@ -130,6 +130,15 @@ class RingBuffer:
         n = self._count
         return self._ts[:n], [c[:n] for c in self._columns]
 
+    def oldest_first(self) -> tuple[npt.NDArray[np.int64], list[Array]]:
+        """Event times and columns of the rows held, oldest first (copies)."""
+        n, head = self._count, self._head
+        if n < self._ts.size:  # not wrapped yet: the rows are in order from 0
+            return self._ts[:n].copy(), [c[:n].copy() for c in self._columns]
+        return np.concatenate((self._ts[head:], self._ts[:head])), [
+            np.concatenate((c[head:], c[:head])) for c in self._columns
+        ]
+
 
 class WindowTest(Detector):
     """A window test: current window against reference, every ``check_every`` values.
@@ -249,24 +258,41 @@ class WindowTest(Detector):
         start = 0
         if self._ref_info is None:
             start = self._fill_reference(kept, kept_ts)
-        signals: list[Signal] = []
         if start == kept.size:
-            return signals
-        columns = self._encode(kept[start:])
-        every = self.window.check_every
-        i = start
-        while i < kept.size:
-            j = min(kept.size, i + every - self._since_check)
-            self._current.extend(kept_ts[i:j], *(c[i - start : j - start] for c in columns))
-            self._newest = max(self._newest, int(kept_ts[i:j].max()))
-            self._since_check += j - i
-            if self._since_check == every:
-                self._since_check = 0
-                index = j - 1 if positions is None else int(positions[j - 1])
-                signal = self._check(index, int(kept_ts[j - 1]))
-                if signal is not None:
-                    signals.append(signal)
-            i = j
+            return []
+        new_ts, columns = kept_ts[start:], self._encode(kept[start:])
+        every, count = self.window.check_every, kept.size - start
+        first = every - self._since_check  # values until the next check
+        if count < first:  # no check in this batch
+            self._current.extend(new_ts, *columns)
+            self._newest = max(self._newest, int(new_ts.max()))
+            self._since_check += count
+            return []
+        # The window at each check is the last window_size values of the held rows (oldest
+        # first) followed by the new ones: slices of one array, and the ring is written once.
+        old_ts, old_columns = self._current.oldest_first()
+        held = old_ts.size
+        all_ts = np.concatenate((old_ts, new_ts))
+        all_columns = [  # in the ring's dtypes, as if written there first
+            np.concatenate((old, new.astype(old.dtype, copy=False)))
+            for old, new in zip(old_columns, columns, strict=True)
+        ]
+        newest = np.maximum.accumulate(new_ts) if self.window.window_ms is not None else None
+        signals: list[Signal] = []
+        for end in range(first, count + 1, every):  # a check after the end-th new value
+            lo, hi = max(0, held + end - self.window.window_size), held + end
+            if newest is not None:
+                self._newest = max(self._newest, int(newest[end - 1]))
+            j = start + end - 1  # the checked value's place among the observed values
+            index = j if positions is None else int(positions[j])
+            signal = self._check(
+                index, int(kept_ts[j]), all_ts[lo:hi], [c[lo:hi] for c in all_columns]
+            )
+            if signal is not None:
+                signals.append(signal)
+        self._current.extend(new_ts, *columns)
+        self._newest = max(self._newest, int(new_ts.max()))
+        self._since_check = (self._since_check + count) % every
         return signals
 
     def _fill_reference(self, kept: Array, kept_ts: npt.NDArray[np.int64]) -> int:
@@ -293,8 +319,11 @@ class WindowTest(Detector):
             "reference_end_ts": end,
         }
 
-    def _check(self, index: int, ts: int) -> Signal | None:
-        window_ts, columns = self._current.contents()
+    def _check(
+        self, index: int, ts: int, window_ts: npt.NDArray[np.int64], columns: list[Array]
+    ) -> Signal | None:
+        """Compare the current window (its rows: ``window_ts`` and ``columns``) with the
+        reference; the signal, if the decision changed, at batch position ``index``."""
         if self.window.window_ms is not None:
             recent = window_ts >= self._newest - self.window.window_ms
             if not recent.all():

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Producer
 
-from driftline.codec import DEFAULT_MAX_BYTES, Origin, decode_or_dead_letter, encode
+from driftline.codec import DEFAULT_MAX_BYTES, Origin, decode_batch, decode_or_dead_letter, encode
 from driftline.events import DeadLetter
 
 __all__ = ["DeadLetterSink", "Record", "decode_records", "origin_of"]
@@ -47,14 +47,28 @@ def decode_records(
     now_ms: int,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[list[Any], list[DeadLetter]]:
-    """Decode a batch of records into events, in order, and the dead letters of the bad ones."""
+    """Decode a batch of records into events, in order, and the dead letters of the bad ones.
+
+    The records go through the codec's batch decoder (the record timestamp is the default
+    ``ts``); only one it refuses gets its :class:`~driftline.codec.Origin` and the precise
+    decode that explains it.
+    """
+    records = list(records)
+    values = [record.value() for record in records]
+    decoded: list[Any] = [None] * len(records)
+    if None not in values:  # tombstones: every record one by one
+        stamps = [record.timestamp() for record in records]
+        defaults = [None if kind == TIMESTAMP_NOT_AVAILABLE else ts for kind, ts in stamps]
+        present = cast(list[bytes], values)
+        decoded = decode_batch(event_type, present, default_ts=defaults, max_bytes=max_bytes)
     events: list[Any] = []
     dead: list[DeadLetter] = []
-    for record in records:
-        out = decode_or_dead_letter(
-            event_type, record.value(), origin_of(record), now_ms=now_ms, max_bytes=max_bytes
-        )
-        (dead if isinstance(out, DeadLetter) else events).append(out)
+    for record, value, event in zip(records, values, decoded, strict=True):
+        if event is None:
+            event = decode_or_dead_letter(
+                event_type, value, origin_of(record), now_ms=now_ms, max_bytes=max_bytes
+            )
+        (dead if isinstance(event, DeadLetter) else events).append(event)
     return events, dead
 
 

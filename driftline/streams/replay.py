@@ -14,14 +14,17 @@ River's trees pickle unused unseeded random generators).
 
 from __future__ import annotations
 
+import gc
+import itertools
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from driftline.codec import DEFAULT_MAX_BYTES, Origin, decode_or_dead_letter, encode
+from driftline.codec import DEFAULT_MAX_BYTES, Origin, decode_batch, decode_or_dead_letter, encode
 from driftline.events import Alert, DeadLetter, Label, Prediction
 from driftline.pipeline import Pipeline, PipelineSpec, Sequenced
 from driftline.settings import ModelsSettings
@@ -42,19 +45,36 @@ class ReplayReport:
 def read_events(
     path: Path, event_type: str, letters: list[DeadLetter], max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Iterator[Any]:
-    """The events of a JSON Lines file, in file order; bad lines go to ``letters``."""
+    """The events of a JSON Lines file, in file order; bad lines go to ``letters``.
+
+    Blank lines are skipped. Lines are decoded :data:`LINES` at a time, each with its line
+    break (JSON whitespace: the same event); only a line the fast decoders refuse is stripped
+    and looked at again, for its dead letter, when the iteration reaches it.
+    """
     now_ms = int(time.time() * 1000)
+    number = 0
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            raw = line.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            origin = Origin(topic=str(path), offset=number)
-            out = decode_or_dead_letter(event_type, raw, origin, now_ms=now_ms, max_bytes=max_bytes)
-            if isinstance(out, DeadLetter):
-                letters.append(out)
-            else:
-                yield out
+        while lines := list(itertools.islice(handle, LINES)):
+            decoded = decode_batch(event_type, lines, max_bytes=max_bytes)
+            for line, event in zip(lines, decoded, strict=True):
+                number += 1
+                if event is None:
+                    raw = line.rstrip(b"\r\n")
+                    if not raw.strip():
+                        continue
+                    origin = Origin(topic=str(path), offset=number)
+                    out = decode_or_dead_letter(
+                        event_type, raw, origin, now_ms=now_ms, max_bytes=max_bytes
+                    )
+                    if isinstance(out, DeadLetter):
+                        letters.append(out)
+                        continue
+                    event = out
+                yield event
+
+
+#: Lines read and decoded together.
+LINES = 1000
 
 
 def replay(
@@ -73,6 +93,56 @@ def replay(
     ``models_out``: also retrain (``models`` settings, whose ``key`` is required) and write the
     model versions there.
     """
+    with young_collections_every(YOUNG_THRESHOLD):
+        return _replay(
+            predictions,
+            labels,
+            alerts_out,
+            deadletter_out=deadletter_out,
+            spec=spec,
+            max_bytes=max_bytes,
+            models_out=models_out,
+            models=models,
+        )
+
+
+#: Allocations between two collections of the youngest generation during a replay (Python's
+#: default is 700). A batch keeps some ten thousand small objects alive (events, their dicts,
+#: buffer entries) until the monitors have seen it: with the default they outlive several young
+#: collections, are promoted, and trigger full collections of everything the process holds.
+#: Measured on ``bench/detection``'s throughput stream: ~6% of the replay's instructions at
+#: 700, ~0.5% at 10,000. Memory is not at stake: batches free their objects by reference count.
+YOUNG_THRESHOLD = 10_000
+
+
+@contextmanager
+def young_collections_every(allocations: int) -> Iterator[None]:
+    """Raise the garbage collector's youngest threshold to ``allocations`` (if it is lower and
+    collection is on) for the duration; the thresholds are restored afterwards, unless
+    something else changed them meanwhile."""
+    before = gc.get_threshold()
+    if not 0 < before[0] < allocations:
+        yield
+        return
+    gc.set_threshold(allocations, *before[1:])
+    try:
+        yield
+    finally:
+        if gc.get_threshold()[0] == allocations:
+            gc.set_threshold(*before)
+
+
+def _replay(
+    predictions: Path,
+    labels: Path | None,
+    alerts_out: IO[bytes],
+    *,
+    deadletter_out: IO[bytes] | None,
+    spec: PipelineSpec | None,
+    max_bytes: int,
+    models_out: IO[bytes] | None,
+    models: ModelsSettings | None,
+) -> ReplayReport:
     started = time.perf_counter()
     report = ReplayReport()
     pipeline = Pipeline(spec)
