@@ -211,7 +211,15 @@ def test_kill_9_and_restarts_publish_each_version_once(kafka_settings: Settings,
     settings = with_models(settings_for(kafka_settings, instance_id="w1"), tmp / "store")
     create(settings)
     predictions, labels = stream_events()
-    producer = publish_slowly(settings, predictions, labels, seconds=8)
+    # Until the kill, only events from before the concept change (at 2800) exist, so that the
+    # kill comes between version 1 and the drift version, however fast the worker is.
+    cut = predictions[2000].ts or 0
+    producer = publish_slowly(
+        settings,
+        [p for p in predictions if (p.ts or 0) < cut],
+        [y for y in labels if (y.ts or 0) < cut],
+        seconds=4,
+    )
     env = models_env(settings)
 
     # Long transactions for the first worker: killed as soon as version 1 is committed, it is
@@ -221,7 +229,14 @@ def test_kill_9_and_restarts_publish_each_version_once(kafka_settings: Settings,
     first.wait_for("assigned:")
     wait_for_a_version(settings, first)
     first.signal(signal.SIGKILL)
+    producer.join(60)
     before = len(published(settings)[0])
+    producer = publish_slowly(
+        settings,
+        [p for p in predictions if (p.ts or 0) >= cut],
+        [y for y in labels if (y.ts or 0) >= cut],
+        seconds=4,
+    )
     second = WorkerProcess(settings, tmp / "second.log", env=env)
     second.wait_for("assigned:")
     time.sleep(2)
