@@ -49,6 +49,7 @@ from driftline.models.spec import RetrainSpec
 __all__ = ["Reason", "Retrainer"]
 
 Reason = Literal["initial", "drift", "scheduled", "manual", "rollback"]
+_ADOPTED_KEPT = 8  # rollbacks remembered, to ignore one read again after a restart
 Features = Mapping[str, FeatureValue]
 
 
@@ -81,6 +82,8 @@ class Retrainer:
         self._since_initial = 0  # labelled events learned since version 1
         self._buffer: deque[tuple[Features, Target]] = deque(maxlen=self.spec.buffer_size)
         self.counts: Counter[str] = Counter()
+
+    _adopted: tuple[tuple[int, str], ...] = ()  # the latest rollbacks adopted (version, digest)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -134,21 +137,31 @@ class Retrainer:
         metrics = self._refresh.metrics("champion", "challenger") if self._refresh else {}
         return self._publish(reason, ts, metrics, None)
 
-    def adopt(self, event: ModelVersion, model: Any) -> bool:
-        """Take a version published elsewhere (a rollback) as the champion; False if older.
+    def adopt(self, event: ModelVersion, model: Any) -> Release | None:
+        """Serve a rolled-back version (published elsewhere) as the champion.
 
         ``model`` is its artifact, loaded by the caller after checking it (``load_verified``).
+        Numbered after the latest version, it is just adopted (None). If this retrainer
+        published a version after the rollback was numbered (the registry and the worker raced
+        for the same number), the operator's choice still wins: the rolled-back model is
+        published again as the next version (reason ``rollback``), which is returned. A
+        rollback seen before (read again after a restart) and any other version are ignored.
         """
-        if event.version <= self.version:
-            return False
-        self.version = event.version
+        seen = (event.version, event.sha256)
+        if event.reason != "rollback" or seen in self._adopted:
+            return None
+        self._adopted = (*self._adopted[-(_ADOPTED_KEPT - 1) :], seen)
         self.champion = model
         self._drop_challenger()
+        self.counts["adopted"] += 1
+        if event.version <= self.version:
+            self._need_key()
+            return self._publish("rollback", event.created_ts, {}, None)
+        self.version = event.version
         if self.spec.refresh_every:
             self._served = pickle.loads(pickle.dumps(model, protocol=5))
             self._refresh = PairedTally(self.task or "classification")
-        self.counts["adopted"] += 1
-        return True
+        return None
 
     # -- learning -----------------------------------------------------------------------------
 

@@ -99,9 +99,10 @@ class RetrainStage:
         """Everything buffered (end of input, shutdown)."""
         return self._run(self._buffer.drain())
 
-    def adopt(self, event: ModelVersion, model: Any) -> bool:
+    def adopt(self, event: ModelVersion, model: Any) -> list[Release]:
         """A version published elsewhere (a rollback); see :meth:`Retrainer.adopt`."""
-        return self.retrainer(event.model).adopt(event, model)
+        release = self.retrainer(event.model).adopt(event, model)
+        return [] if release is None else [release]
 
     def _run(self, items: list[_Item]) -> list[Release]:
         out: list[Release] = []

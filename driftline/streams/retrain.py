@@ -24,8 +24,11 @@ file that no committed version names; the store is content-addressed, so it harm
 topic, keyed by its model: the one task that retrains that model reads it in order with its
 items, :meth:`Retraining.load` checks its signature and digest and loads it, and the retrainer
 serves it as its champion and numbers its next version after it
-(:class:`~driftline.streams.tasks.Adoption`). One that does not verify is refused, logged and
-counted (``rollbacks_refused``).
+(:class:`~driftline.streams.tasks.Adoption`). If the worker published a version with the
+rollback's number meanwhile (the registry numbers it from the history it has read), the
+rolled-back model is published again as the worker's next version, reason ``rollback``: what the
+operator chose is what gets served. One that does not verify is refused, logged and counted
+(``rollbacks_refused``).
 
 **Limits.** A restored task keeps the retraining spec it was checkpointed with (its learners
 were built with it); a changed ``[models]`` spec applies to models first seen after, or after

@@ -16,7 +16,8 @@ A monitor task also takes :class:`Adoption` records: a version published by ``dr
 rollback``, which the registry writes to the joined topic keyed by its model (so it reaches the
 one task that retrains that model, in order with its items) and which the session has already
 verified and loaded. The retrainer serves it as its champion and numbers its next version after
-it; an adoption read again after a restart is older than the restored retrainer and is ignored.
+it (or, if it published a version with the same number meanwhile, publishes the rolled-back model
+again as its next version); an adoption read again after a restart is ignored.
 
 Tasks are plain picklable objects with no Kafka in them; :mod:`driftline.streams.state` turns
 them into signed checkpoints.
@@ -193,7 +194,7 @@ class MonitorTask:
                 out.alerts.extend(done.alerts)
                 out.releases.extend(done.releases)
                 if self.retrain is not None:
-                    self.retrain.adopt(record.event, record.model)
+                    out.releases.extend(self.retrain.adopt(record.event, record.model))
             else:
                 merge.push(record.ts, record.key, record)
         done = self._run(merge.pop_ready())

@@ -147,9 +147,31 @@ def test_manual_publish_and_adopting_a_rollback() -> None:
     assert (manual.event.version, manual.event.parent_version) == (2, 1)
     older = load_verified(first.event, first.artifact, KEY)
     rollback = dataclasses.replace(first.event, version=3, reason="rollback", parent_version=2)
-    assert retrainer.adopt(rollback, older) and retrainer.version == 3
-    assert not retrainer.adopt(first.event, older)
+    assert retrainer.adopt(rollback, older) is None and retrainer.version == 3
+    assert retrainer.counts["adopted"] == 1 and retrainer.champion is older
+    assert retrainer.adopt(rollback, older) is None  # read again after a restart: ignored
+    assert retrainer.adopt(first.event, older) is None  # not a rollback: ignored
+    assert retrainer.counts["adopted"] == 1
     assert retrainer.publish(ts=6).event.version == 4
+
+
+def test_a_rollback_numbered_like_a_newer_version_is_published_again() -> None:
+    retrainer = Retrainer("m", LR, KEY)
+    first = retrainer.learn_many(outcomes(400))[0]
+    retrainer.publish(ts=5)  # version 2, and the registry numbers a rollback 2 too
+    older = load_verified(first.event, first.artifact, KEY)
+    rollback = dataclasses.replace(first.event, version=2, reason="rollback", parent_version=1)
+    again = retrainer.adopt(rollback, older)
+    assert again is not None and retrainer.champion is older
+    assert (again.event.version, again.event.parent_version, again.event.reason) == (
+        3,
+        2,
+        "rollback",
+    )
+    served = load_verified(again.event, again.artifact, KEY)
+    xs = [p.features for p, _ in outcomes(50)]
+    assert [served.predict_one(x) for x in xs] == [older.predict_one(x) for x in xs]
+    assert retrainer.adopt(rollback, older) is None and retrainer.version == 3
 
 
 def test_large_artifacts_are_left_out_of_the_event() -> None:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
@@ -193,13 +194,7 @@ def test_checkpoints_hold_the_retrainers_but_never_the_key(uninterrupted: Run) -
     key = MODELS_KEY.encode()
     for record in records:
         assert key not in (record.value() or b""), f"the models key is in {record.key()!r}"
-    tasks = load_checkpoints(
-        settings.kafka,
-        settings.run.group_id,
-        {"monitor": [settings.topics.internal_prefix + "joined"]},
-        state,
-        settings.state.key_bytes(),
-    )
+    tasks = monitor_checkpoints(settings)
     stages = [task.retrain for task in tasks.values()]
     assert stages and all(stage is not None and stage.key == b"" for stage in stages)
     retrainers = [r for stage in stages if stage is not None for r in stage.retrainers.values()]
@@ -286,8 +281,13 @@ def test_a_rollback_is_adopted_and_numbered_after(kafka_settings: Settings, tmp:
     )
     assert (second.counts["rollbacks"], second.counts["rollbacks_refused"]) == (1, 1)
     history, current = published(settings)
-    after = history[len(before) + 1 :]
-    assert history[len(before)] == rollback
+    at = history.index(rollback)
+    after = history[at + 1 :]
+    if at > len(before):
+        # the worker published a version numbered like the rollback before it read the
+        # rollback (items of the first run still on their way): it publishes the rolled-back
+        # model again, as its next version, so that the operator's choice is what is served
+        assert history[at - 1].version == rollback.version and after[0].reason == "rollback"
     assert [v.version for v in after] == list(
         range(rollback.version + 1, rollback.version + 1 + len(after))
     )
@@ -314,14 +314,7 @@ def write_joined(settings: Settings, value: bytes) -> None:
 
 def single_retrainer(settings: Settings) -> Retrainer:
     """The one retrainer in the committed checkpoints."""
-    state = settings.topics.internal_prefix + "state"
-    tasks = load_checkpoints(
-        settings.kafka,
-        settings.run.group_id,
-        {"monitor": [settings.topics.internal_prefix + "joined"]},
-        state,
-        settings.state.key_bytes(),
-    )
+    tasks = monitor_checkpoints(settings)
     retrainers = [
         r
         for task in tasks.values()
@@ -330,3 +323,14 @@ def single_retrainer(settings: Settings) -> Retrainer:
     ]
     assert len(retrainers) == 1
     return retrainers[0]
+
+
+def monitor_checkpoints(settings: Settings) -> dict[tuple[str, int], Any]:
+    """The monitor tasks of the committed checkpoints."""
+    return load_checkpoints(
+        settings.kafka,
+        settings.run.group_id,
+        {"monitor": [settings.topics.internal_prefix + "joined"]},
+        settings.topics.internal_prefix + "state",
+        settings.state.key_bytes(),
+    )
