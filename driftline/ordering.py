@@ -75,6 +75,18 @@ class RunQueue(Generic[T]):
         self._heap: list[Entry[T]] = []
         self._seq = 0  # the arrival number: keeps equal (ts, key) items in arrival order
 
+    @staticmethod
+    def upgrade(state: dict[str, Any]) -> dict[str, Any]:
+        """A buffer's pickled state with its ``_queue``: a checkpoint of the heap-only buffers
+        (``_heap`` and ``_seq``, no runs) gets a queue holding the same entries."""
+        state = dict(state)
+        heap, seq = state.pop("_heap", None), state.pop("_seq", 0)
+        if heap is not None:
+            queue: RunQueue[Any] = RunQueue()
+            queue._heap, queue._seq = heap, seq
+            state["_queue"] = queue
+        return state
+
     def add(self, ts: int, key: str, item: T) -> None:
         """Hold one item."""
         entry = (ts, key, self._seq, item)
@@ -162,12 +174,7 @@ class EventTimeBuffer(Generic[T]):
         self.counts: Counter[str] = Counter()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        heap, seq = state.pop("_heap", None), state.pop("_seq", 0)
-        self.__dict__.update(state)
-        if heap is not None:  # a checkpoint of the heap-only buffer: the same entries
-            self._queue = RunQueue()
-            self._queue._heap, self._queue._seq = heap, seq
+        self.__dict__.update(RunQueue.upgrade(state))
 
     def push(self, ts: int, key: str, item: T) -> None:
         """Add an item with its event time and a tie-break key (e.g. ``"label/<event_id>"``)."""

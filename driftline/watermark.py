@@ -74,12 +74,7 @@ class MergeBuffer(Generic[T]):
         self.counts: Counter[str] = Counter()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        heap, seq = state.pop("_heap", None), state.pop("_seq", 0)
-        self.__dict__.update(state)
-        if heap is not None:  # a checkpoint of the heap-only buffer: the same entries
-            self._queue = RunQueue()
-            self._queue._heap, self._queue._seq = heap, seq
+        self.__dict__.update(RunQueue.upgrade(state))
 
     def resize(self, sources: int) -> None:
         """The number of join partitions changed (partitions were added to the input topics)."""
