@@ -40,7 +40,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from driftline._schema import _ANNOTATIONS
-from driftline._schema_fast import _PatternMemo, _settable
+from driftline._schema_fast import _PatternMemo
+from driftline._slots import constructor
 
 __all__ = ["BatchDecoder", "compile_batch_decoder"]
 
@@ -82,7 +83,6 @@ class _BatchWriter:
             "_MissingType": _Missing,
             "_chain": itertools.chain.from_iterable,
             "_values": dict.values,
-            "_new": object.__new__,
         }
         self.count = 0
 
@@ -99,16 +99,12 @@ class _BatchWriter:
         return frozenset(t for name in names for t in _COLUMN_TYPES[name])
 
     def column(self, key: str, sub: Mapping[str, Any], c: str, required: bool) -> list[str]:
-        """Lines that read column ``c`` (property ``key``) and return None on any doubt; after
-        them ``c`` holds the values to build with, missing ones as ``_MISSING``."""
+        """Lines that check column ``c`` (property ``key``, missing values as ``_MISSING``) and
+        return None on any doubt."""
         if set(sub) - _PROPERTY_KEYWORDS - _ANNOTATIONS:
             raise _Unsupported(f"keywords {sorted(set(sub) - _PROPERTY_KEYWORDS)}")
         allowed = self.types(sub)
-        lines = [
-            f"    {c} = list(map({self.constant(operator.methodcaller('get', key, self.missing))}"
-            ", docs))",
-            f"    k = set(map(type, {c}))",
-        ]
+        lines = [f"    k = set(map(type, {c}))"]
         allowed_here = allowed if required else allowed | {_Missing}
         lines.append(f"    if not k <= {self.constant(allowed_here)}: return None")
         if not required:
@@ -197,6 +193,23 @@ class _BatchWriter:
             raise _Unsupported("optional fields whose default is not None")
         lines = ["def build_many(docs, default_ts):", "    if not docs: return []"]
         column = {key: f"c{i}" for i, key in enumerate(properties)}
+        if properties:
+            # The columns: in one pass when every document has every property (a tuple each,
+            # transposed by zip), else a pass per property, with _MISSING where one is left out.
+            every = self.constant(operator.itemgetter(*properties))
+            read = (
+                f"zip(*map({every}, docs))"
+                if len(properties) > 1
+                else f"[list(map({every}, docs))]"
+            )
+            lines += [
+                "    try:",
+                f"        {', '.join(column.values())}, = {read}",
+                "    except KeyError:",
+            ]
+            for key, name in column.items():
+                get = self.constant(operator.methodcaller("get", key, self.missing))
+                lines.append(f"        {name} = list(map({get}, docs))")
         for key, sub in properties.items():
             lines += self.column(key, sub, column[key], key in required)
         args = []
@@ -215,25 +228,10 @@ class _BatchWriter:
             elif f.name not in required:  # missing: None, the dataclass default
                 lines.append(f"    if m{c}: {c} = [None if x is _MISSING else x for x in {c}]")
             args.append(c)
-        make = self.constant(_maker(cls))
+        make = self.constant(constructor(cls))
         lines.append(f"    return list(map({make}, {', '.join(args)}))")
         self.names["_nones"] = itertools.repeat(None)
         return lines
-
-
-def _maker(cls: type) -> Callable[..., Any]:
-    """``cls(*values)``; for a slotted dataclass, its slots set directly (see ``_schema_fast``)."""
-    if not _settable(cls):
-        return cls
-    setters = [getattr(cls, f.name).__set__ for f in dataclasses.fields(cls)]
-    names = {f"_s{i}": setter for i, setter in enumerate(setters)}
-    params = ", ".join(f"a{i}" for i in range(len(setters)))
-    body = "".join(f"    _s{i}(e, a{i})\n" for i in range(len(setters)))
-    source = f"def make({params}):\n    e = _new(_cls)\n{body}    return e\n"
-    namespace: dict[str, Any] = {**names, "_new": object.__new__, "_cls": cls}
-    exec(compile(source, f"<maker {cls.__name__}>", "exec"), namespace)
-    maker: Callable[..., Any] = namespace["make"]
-    return maker
 
 
 def compile_batch_decoder(schema: Mapping[str, Any], cls: type) -> BatchDecoder | None:

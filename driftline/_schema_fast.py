@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from driftline._schema import _ANNOTATIONS, _PY_TYPES, _UNDERSTOOD, integer_fields
+from driftline._slots import constructor
 
 __all__ = ["compile_bytes_decoder", "compile_decoder", "compile_predicate"]
 
@@ -77,7 +78,6 @@ class _Writer:
         self.from_json = from_json
         self.lines: list[str] = []
         self.names: dict[str, Any] = {
-            "_new": object.__new__,
             "_isfinite": math.isfinite,
             "_finite_sum": _finite_sum,
             "_MISSING": object(),
@@ -270,30 +270,12 @@ class _Writer:
             others = f"[x for k, x in d.items() if k not in {known}]"
             body.append(f"    if not {self.map_function(extra)}({others}): return None")
         args = [local.get(f.name, f"d.get({f.name!r})") for f in fields]
-        if _settable(cls):
-            # Frozen dataclasses pay an object.__setattr__ per field in __init__: set the slots.
-            body.append(f"    event = _new({self.constant(cls)})")
-            for f, arg in zip(fields, args, strict=True):
-                body.append(f"    {self.constant(getattr(cls, f.name).__set__)}(event, {arg})")
-            body.append("    return event")
-        else:
-            body.append(f"    return {self.constant(cls)}({', '.join(args)})")
+        body.append(f"    return {self.constant(constructor(cls))}({', '.join(args)})")
         return body
 
 
 #: What a JSON parser may raise on pathological input (orjson.JSONDecodeError is a ValueError).
 _PARSE_ERRORS = (RecursionError, OverflowError, ValueError, TypeError)
-
-
-def _settable(cls: type) -> bool:
-    """Whether ``cls`` can be built by setting its slots: a slotted dataclass whose ``__init__``
-    does nothing else (no ``__post_init__``, so no init-only variables; every field in it)."""
-    fields = dataclasses.fields(cls)
-    return (
-        getattr(cls, "__slots__", None) == tuple(f.name for f in fields)
-        and not hasattr(cls, "__post_init__")
-        and all(f.init for f in fields)
-    )
 
 
 def _finite_sum(values: Any) -> bool:

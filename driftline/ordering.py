@@ -28,6 +28,7 @@ heap's ``(ts, key, arrival)`` order, at a fraction of its cost per item.
 from __future__ import annotations
 
 import heapq
+import itertools
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
@@ -150,7 +151,7 @@ class RunQueue(Generic[T]):
             parts.append(due)
         if len(parts) == 1:
             return parts[0]
-        out = [entry for part in parts for entry in part]
+        out = list(itertools.chain.from_iterable(parts))
         out.sort()  # a merge of sorted parts; no two entries are equal (arrival numbers differ)
         return out
 

@@ -286,3 +286,40 @@ def test_pattern_checks_remember_matches_but_not_refusals() -> None:
     for _ in range(3):  # a refused name is refused every time
         assert fast(b'{"event_id": "a", "model": "fraud", "label": 1}') is not None
         assert fast(bad) is None
+
+
+def test_fast_constructor_makes_the_constructors_objects_or_declines() -> None:
+    """Events built by ``driftline._slots.constructor`` are the constructor's, frozen included;
+    classes it does not fit get their own constructor back."""
+    import pickle
+
+    from driftline._slots import constructor
+    from driftline.events import Label
+    from driftline.pipeline import Sequenced
+
+    label = Label("e", "m", 1, ts=3)
+    cases: list[tuple[type, tuple[Any, ...]]] = [
+        (Prediction, ("e", "m", {"x": 1.5}, 1, 7, 5, {"1": 0.5}, None)),
+        (Label, ("e", "m", True, None)),
+        (Sequenced, (5, "y/e", label)),
+    ]
+    for cls, args in cases:
+        made = constructor(cls)(*args)
+        assert type(made) is cls and made == cls(*args) and repr(made) == repr(cls(*args))
+        assert pickle.loads(pickle.dumps(made)) == made
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(made, dataclasses.fields(cls)[0].name, "other")
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        x: int
+
+        def __post_init__(self) -> None:
+            if self.x < 0:
+                raise ValueError("x < 0")
+
+    @dataclasses.dataclass(frozen=True)
+    class Unslotted:
+        x: int
+
+    assert constructor(Checked) is Checked and constructor(Unslotted) is Unslotted

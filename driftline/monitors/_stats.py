@@ -144,12 +144,9 @@ def ks_wasserstein(
     diff_ref = below * (1.0 / m)
     diff_ref -= ref.cdf
     np.abs(diff_ref, out=diff_ref)
-    cur_next = np.concatenate((cur_sorted[1:], (np.inf,)))
-    # The next reference value after each current one; past the last, ``top`` (padding with
-    # +inf instead changes nothing before the last current value: its next one is lower).
-    gap_cur = np.minimum(cur_next, ref.padded[cur_ranks_sorted])
-    if cur_ranks_sorted[-1] == n:
-        gap_cur[-1] = top  # min(+inf, top)
+    # The next point after each current value: the next current value (``top`` after the last)
+    # or the next reference value (+inf past the last), whichever comes first.
+    gap_cur = np.minimum(cur_pad[1:], ref.padded[cur_ranks_sorted])
     gap_cur -= cur_sorted
     diff_cur = cur_ranks_sorted * (1.0 / n)
     diff_cur -= _ecdf_steps(m)

@@ -98,8 +98,16 @@ def _distinct(labels: Labels) -> tuple[list[str], npt.NDArray[np.intp]]:
         values, inverse = np.unique(labels, return_inverse=True)  # keys of the few distinct only
         return [class_key(v) for v in values.tolist()], inverse.reshape(-1)
     items = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
-    keys, inverse = np.unique(np.array(class_keys(items), dtype=str), return_inverse=True)
-    return keys.tolist(), inverse.reshape(-1)
+    kinds = set(map(type, items))
+    if kinds and (kinds <= _INT or kinds <= _STR):  # the usual labels: a dict, no sort of keys
+        order = sorted(set(items), key=str)  # numpy's order of the keys (code points)
+        keys = list(map(str, order))
+        if not any(key.endswith("\x00") for key in keys):  # numpy strings drop trailing NULs
+            code = dict(zip(order, range(len(order)), strict=True))
+            inverse = np.fromiter(map(code.__getitem__, items), dtype=np.intp, count=len(items))
+            return keys, inverse
+    unique, inverse = np.unique(np.array(class_keys(items), dtype=str), return_inverse=True)
+    return unique.tolist(), inverse.reshape(-1)
 
 
 def _keys(labels: Labels) -> npt.NDArray[np.str_]:

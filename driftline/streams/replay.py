@@ -166,7 +166,6 @@ def _replay(
         read_events(labels, "label", letters, max_bytes) if labels else iter(())
     )
     pending_label: Label | None = next(label_iter, None)
-    batch: list[Prediction] = []
 
     def write(alerts: list[Any]) -> None:
         for alert in alerts:
@@ -178,7 +177,7 @@ def _replay(
         report.counts["dead_letters"] += len(letters)
         letters.clear()
 
-    def flush_batch() -> None:
+    def flush_batch(batch: list[Prediction]) -> None:
         nonlocal pending_label
         horizon = max((p.ts or 0) for p in batch)
         due: list[Label] = []
@@ -188,14 +187,10 @@ def _replay(
         report.counts["predictions"] += len(batch)
         report.counts["labels"] += len(due)
         write(run(pipeline.join.push(batch, due)))
-        batch.clear()
 
-    for prediction in read_events(predictions, "prediction", letters, max_bytes):
-        batch.append(prediction)
-        if len(batch) >= BATCH:
-            flush_batch()
-    if batch:
-        flush_batch()
+    events = read_events(predictions, "prediction", letters, max_bytes)
+    while batch := list(itertools.islice(events, BATCH)):
+        flush_batch(batch)
     rest = ([pending_label] if pending_label is not None else []) + list(label_iter)
     report.counts["labels"] += len(rest)
     alerts = run(pipeline.join.push([], rest))

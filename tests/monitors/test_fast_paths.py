@@ -294,3 +294,21 @@ def test_errors_are_compared_pair_by_pair(pairs: list[tuple[Any, Any]]) -> None:
         float((a != b) if type(a) is type(b) else class_key(a) != class_key(b)) for a, b in pairs
     ]
     assert monitor._errors(predicted, labels).tolist() == expected
+
+
+@given(
+    st.one_of(
+        st.lists(st.integers(-(2**70), 2**70)),
+        st.lists(st.integers(-3, 12)),
+        st.lists(st.text(max_size=3)),
+        st.lists(st.sampled_from(["a", "b\x00", "b", "\x00"])),
+        LABELS,
+    )
+)
+def test_distinct_labels_are_numpys_unique_keys(labels: list[Any]) -> None:
+    from driftline.monitors.performance import _distinct
+
+    keys, inverse = _distinct(labels)
+    unique, expected = np.unique(np.array(class_keys(labels), dtype=str), return_inverse=True)
+    assert keys == unique.tolist()
+    assert inverse.dtype == np.intp and inverse.tolist() == expected.reshape(-1).tolist()
