@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import orjson
@@ -35,6 +36,7 @@ import orjson
 from driftline._schema import compile_schema, json_type
 from driftline._schema_batch import BatchDecoder, compile_batch_decoder
 from driftline._schema_fast import Decoder, compile_bytes_decoder, compile_decoder
+from driftline._slots import constructor
 from driftline.errors import DecodeError, EventError, ValidationError
 from driftline.events import Alert, DeadLetter, Label, ModelVersion, Prediction
 
@@ -309,15 +311,25 @@ def decode_or_dead_letter(
 # -- internal records -----------------------------------------------------------------------------
 # The Kafka runtime's topic between the join and the monitors carries the join's items and the
 # join partitions' progress markers. Only driftline writes it, from events it has validated
-# already, so reading it checks the structure but not the contracts again.
+# already, so reading it checks the structure but not the contracts again. A joined item is an
+# array (its time, its key, then the prediction's fields in order and, for an outcome, the
+# label's): about twice as fast to read back as objects with named fields. Records of the
+# earlier object form are still read.
+
+_PREDICTION_FIELDS = tuple(f.name for f in dataclasses.fields(Prediction))
+_LABEL_FIELDS = tuple(f.name for f in dataclasses.fields(Label))
+_prediction_values = attrgetter(*_PREDICTION_FIELDS)
+_label_values = attrgetter(*_LABEL_FIELDS)
+_make_prediction = constructor(Prediction)
+_make_label = constructor(Label)
 
 
 @cache
-def _internal_types() -> tuple[type[Sequenced], type[Progress]]:
+def _internal_types() -> tuple[type[Sequenced], type[Progress], Callable[..., Sequenced]]:
     from driftline.pipeline import Sequenced
     from driftline.watermark import Progress
 
-    return Sequenced, Progress
+    return Sequenced, Progress, constructor(Sequenced)
 
 
 def encode_internal(item: Sequenced | Progress | ModelVersion) -> bytes:
@@ -329,12 +341,13 @@ def encode_internal(item: Sequenced | Progress | ModelVersion) -> bytes:
     >>> decode_internal(encode_internal(item)) == item
     True
     """
-    sequenced, _ = _internal_types()
+    sequenced, _, _ = _internal_types()
     if isinstance(item, sequenced):
-        event = item.item  # orjson writes the events' dataclasses itself, None fields included
+        event = item.item
         if isinstance(event, Prediction):
-            return orjson.dumps({"ts": item.ts, "key": item.key, "p": event}, default=_plain)
-        doc = {"ts": item.ts, "key": item.key, "p": event[0], "y": event[1]}
+            doc: Any = (item.ts, item.key, _prediction_values(event))
+        else:
+            doc = (item.ts, item.key, _prediction_values(event[0]), _label_values(event[1]))
         return orjson.dumps(doc, default=_plain)
     if isinstance(item, ModelVersion):
         return orjson.dumps({"adopt": item}, default=_plain)
@@ -344,7 +357,6 @@ def encode_internal(item: Sequenced | Progress | ModelVersion) -> bytes:
 def decode_internal(data: bytes | None) -> Sequenced | Progress | ModelVersion:
     """What an internal record holds (see :func:`encode_internal`); ``DecodeError`` if it is
     not an internal record."""
-    sequenced, progress = _internal_types()
     if data is None:
         raise DecodeError("internal record has no value (a tombstone)", reason="tombstone")
     try:
@@ -352,17 +364,41 @@ def decode_internal(data: bytes | None) -> Sequenced | Progress | ModelVersion:
     except orjson.JSONDecodeError as exc:
         raise _json_error(data, exc) from None
     try:
-        if "source" in doc:
-            return progress(int(doc["source"]), doc["watermark"], bool(doc["drained"]))
-        if "adopt" in doc:
-            return ModelVersion(**doc["adopt"])
-        prediction = Prediction(**doc["p"])
-        if "y" in doc:
-            return sequenced(doc["ts"], doc["key"], (prediction, Label(**doc["y"])))
-        return sequenced(doc["ts"], doc["key"], prediction)
+        if type(doc) is list:
+            return _joined_item(doc)
+        return _internal_object(doc)
     except (TypeError, KeyError, ValueError) as exc:
         raise DecodeError(
             f"not a driftline internal record ({type(exc).__name__}: {exc}); "
             "only driftline should write to the internal topics",
             reason="schema",
         ) from None
+
+
+def _joined_item(doc: list[Any]) -> Sequenced:
+    _, _, make = _internal_types()
+    size = len(doc)
+    if size not in (3, 4) or type(doc[0]) is not int or type(doc[1]) is not str:
+        raise ValueError("a joined item is [ts, key, prediction] or [ts, key, prediction, label]")
+    p = doc[2]
+    if type(p) is not list or len(p) != len(_PREDICTION_FIELDS):
+        raise ValueError("the prediction's fields are not all there")
+    prediction = _make_prediction(*p)
+    if size == 3:
+        return make(doc[0], doc[1], prediction)
+    y = doc[3]
+    if type(y) is not list or len(y) != len(_LABEL_FIELDS):
+        raise ValueError("the label's fields are not all there")
+    return make(doc[0], doc[1], (prediction, _make_label(*y)))
+
+
+def _internal_object(doc: dict[str, Any]) -> Sequenced | Progress | ModelVersion:
+    sequenced, progress, _ = _internal_types()
+    if "source" in doc:
+        return progress(int(doc["source"]), doc["watermark"], bool(doc["drained"]))
+    if "adopt" in doc:
+        return ModelVersion(**doc["adopt"])
+    prediction = Prediction(**doc["p"])  # the earlier form of a joined item
+    if "y" in doc:
+        return sequenced(doc["ts"], doc["key"], (prediction, Label(**doc["y"])))
+    return sequenced(doc["ts"], doc["key"], prediction)

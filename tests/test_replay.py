@@ -191,7 +191,8 @@ def test_read_events_decodes_each_line_as_the_codec_does(tmp_path: Path) -> None
 
     from driftline.codec import Origin, decode_or_dead_letter
     from driftline.events import DeadLetter
-    from driftline.streams.replay import YOUNG_THRESHOLD, read_events, young_collections_every
+    from driftline.streams.collector import REPLAY, collections_every
+    from driftline.streams.replay import read_events
 
     good = [encode(p) for p in drifting_stream(5, seed=1).predictions]
     lines = [
@@ -226,6 +227,6 @@ def test_read_events_decodes_each_line_as_the_codec_does(tmp_path: Path) -> None
         (d.reason, d.detail, d.offset, d.value_b64) for d in expected_letters
     ]
     before = gc.get_threshold()
-    with young_collections_every(YOUNG_THRESHOLD):
-        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+    with collections_every(REPLAY):
+        assert gc.get_threshold() == tuple(map(max, before, REPLAY))
     assert gc.get_threshold() == before

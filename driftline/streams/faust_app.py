@@ -52,6 +52,7 @@ from driftline.errors import ConfigError, DecodeError
 from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
 from driftline.settings import Settings
+from driftline.streams.collector import WORKER, collections_every
 from driftline.streams.faust_state import (
     SEQ_HEADER,
     Checkpoint,
@@ -372,4 +373,5 @@ def run_faust(settings: Settings, loglevel: str = "info") -> None:
     app = build_app(settings, inputs=topology.inputs, finish=finish)
     worker: Any = faust.Worker(app, loglevel=loglevel)
     workers.append(worker)
-    worker.execute_from_commandline()
+    with collections_every(WORKER):
+        worker.execute_from_commandline()

@@ -14,12 +14,10 @@ River's trees pickle unused unseeded random generators).
 
 from __future__ import annotations
 
-import gc
 import itertools
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +26,7 @@ from driftline.codec import DEFAULT_MAX_BYTES, Origin, decode_batch, decode_or_d
 from driftline.events import Alert, DeadLetter, Label, Prediction
 from driftline.pipeline import Pipeline, PipelineSpec, Sequenced
 from driftline.settings import ModelsSettings
+from driftline.streams.collector import REPLAY, collections_every
 
 __all__ = ["ReplayReport", "read_events", "replay"]
 
@@ -93,7 +92,7 @@ def replay(
     ``models_out``: also retrain (``models`` settings, whose ``key`` is required) and write the
     model versions there.
     """
-    with young_collections_every(YOUNG_THRESHOLD):
+    with collections_every(REPLAY):
         return _replay(
             predictions,
             labels,
@@ -104,32 +103,6 @@ def replay(
             models_out=models_out,
             models=models,
         )
-
-
-#: Allocations between two collections of the youngest generation during a replay (Python's
-#: default is 700). A batch keeps some ten thousand small objects alive (events, their dicts,
-#: buffer entries) until the monitors have seen it: with the default they outlive several young
-#: collections, are promoted, and trigger full collections of everything the process holds.
-#: Measured on ``bench/detection``'s throughput stream: ~6% of the replay's instructions at
-#: 700, ~0.5% at 10,000. Memory is not at stake: batches free their objects by reference count.
-YOUNG_THRESHOLD = 10_000
-
-
-@contextmanager
-def young_collections_every(allocations: int) -> Iterator[None]:
-    """Raise the garbage collector's youngest threshold to ``allocations`` (if it is lower and
-    collection is on) for the duration; the thresholds are restored afterwards, unless
-    something else changed them meanwhile."""
-    before = gc.get_threshold()
-    if not 0 < before[0] < allocations:
-        yield
-        return
-    gc.set_threshold(allocations, *before[1:])
-    try:
-        yield
-    finally:
-        if gc.get_threshold()[0] == allocations:
-            gc.set_threshold(*before)
 
 
 def _replay(

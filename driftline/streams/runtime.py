@@ -68,6 +68,7 @@ from driftline.observe import Observer
 from driftline.settings import Settings
 from driftline.streams import clients
 from driftline.streams.clients import check_reachable
+from driftline.streams.collector import WORKER, collections_every
 
 if TYPE_CHECKING:
     from driftline.streams.retrain import Retraining
@@ -286,7 +287,8 @@ def run_worker(
         for number in (signal.SIGTERM, signal.SIGINT):
             previous[number] = signal.signal(number, on_signal)
     try:
-        return worker.run()
+        with collections_every(WORKER):
+            return worker.run()
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
