@@ -69,9 +69,11 @@ class PipelineSpec:
     """``monitor`` applies to every model unless ``models`` has its own spec.
 
     ``join_ttl_ms``: how long a prediction waits for its label, and a label for its prediction
-    (7 days). ``lateness_ms``: how far out of event-time order events may arrive and still be
-    put back in order (1 minute). ``references``: reference feature values (e.g. the training
-    set) by model, then feature; the model ``"*"`` applies to every model without its own.
+    (7 days). ``join_dedupe_ms``: how long after its join a repeated label is still recognised
+    (None: the TTL; see :mod:`driftline.join`). ``lateness_ms``: how far out of event-time
+    order events may arrive and still be put back in order (1 minute). ``references``:
+    reference feature values (e.g. the training set) by model, then feature; the model ``"*"``
+    applies to every model without its own.
     """
 
     monitor: MonitorSpec = field(default_factory=MonitorSpec)
@@ -79,6 +81,7 @@ class PipelineSpec:
     references: Mapping[str, Mapping[str, Sequence[Any]]] = field(default_factory=dict)
     join_ttl_ms: int = 7 * DAY_MS
     lateness_ms: int = 60_000
+    join_dedupe_ms: int | None = None  # a spec from an older checkpoint reads this default
 
 
 class JoinStage:
@@ -90,7 +93,7 @@ class JoinStage:
 
     def _reset(self) -> None:
         self._buffer: EventTimeBuffer[Prediction | Label] = EventTimeBuffer(self.spec.lateness_ms)
-        self.joiner = LabelJoiner(self.spec.join_ttl_ms)
+        self.joiner = LabelJoiner(self.spec.join_ttl_ms, self.spec.join_dedupe_ms)
         self.counts: Counter[str] = Counter()
 
     def push(

@@ -119,9 +119,15 @@ class CodecSettings(_Section):
 
 
 class PipelineSettings(_Section):
-    """Joining and ordering (see ``driftline.pipeline.PipelineSpec``)."""
+    """Joining and ordering (see ``driftline.pipeline.PipelineSpec``).
+
+    ``join_dedupe_ms``: how long after its join a repeated label is recognised and ignored
+    (default: ``join_ttl_ms``); shorter keeps less state, and a later repeat waits as an orphan
+    label and is counted when it expires (see ``driftline.join``).
+    """
 
     join_ttl_ms: int = Field(default=7 * DAY_MS, ge=1)
+    join_dedupe_ms: int | None = Field(default=None, ge=0)
     lateness_ms: int = Field(default=60_000, ge=0)
 
 
@@ -258,6 +264,7 @@ class Settings(BaseSettings):
         return PipelineSpec(
             monitor=MonitorSpec.from_dict(self.monitor),
             join_ttl_ms=self.pipeline.join_ttl_ms,
+            join_dedupe_ms=self.pipeline.join_dedupe_ms,
             lateness_ms=self.pipeline.lateness_ms,
         )
 
