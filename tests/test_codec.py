@@ -323,3 +323,46 @@ def test_fast_constructor_makes_the_constructors_objects_or_declines() -> None:
         x: int
 
     assert constructor(Checked) is Checked and constructor(Unslotted) is Unslotted
+
+
+# -- internal records ------------------------------------------------------------------------
+
+
+@given(prediction=EVENTS["prediction"], label=EVENTS["label"], ts=st.integers(0, 2**53))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_joined_items_round_trip(prediction: Prediction, label: Any, ts: int) -> None:
+    from driftline.pipeline import Sequenced
+
+    for item in (Sequenced(ts, "p/x", prediction), Sequenced(ts, "y/x", (prediction, label))):
+        assert codec.decode_internal(codec.encode_internal(item)) == item
+
+
+def test_joined_items_of_the_earlier_object_form_are_still_read() -> None:
+    from driftline.events import Label
+    from driftline.pipeline import Sequenced
+
+    prediction = Prediction("e1", "m", {"x": 1.5, "c": "a"}, 1, ts=5, tags={"t": "u"})
+    label = Label("e1", "m", 0, ts=9)
+    old = orjson.dumps({"ts": 9, "key": "y/e1", "p": prediction, "y": label})
+    assert codec.decode_internal(old) == Sequenced(9, "y/e1", (prediction, label))
+    assert len(codec.encode_internal(Sequenced(9, "y/e1", (prediction, label)))) < len(old)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"[]",
+        b'[1, "k"]',
+        b'["1", "k", []]',
+        b'[1, 2, ["e", "m", {}, 1, null, 5, null, null]]',
+        b'[1, "k", ["e", "m", {}, 1, null, 5, null]]',  # a field short
+        b'[1, "k", ["e", "m", {}, 1, null, 5, null, null], ["e", "m", 0]]',
+        b'[1, "k", {"event_id": "e"}]',
+        b"5",
+        b'"text"',
+        b'{"p": 1}',
+    ],
+)
+def test_malformed_internal_records_are_decode_errors(value: bytes) -> None:
+    with pytest.raises(DecodeError, match="not a driftline internal record"):
+        codec.decode_internal(value)
