@@ -9,17 +9,21 @@ model, feature), and what to do next. Catch ``DriftlineError`` to catch them all
     │   ├── DecodeError      not UTF-8, not JSON, too large, not an object
     │   └── ValidationError  JSON that breaks its contract
     ├── BrokerError          Kafka could not be reached or refused a request
-    └── StateError           a checkpoint could not be written or restored
+    ├── StateError           a checkpoint could not be written or restored
+    ├── ArtifactError        a model version that must not be loaded (unsigned, tampered with)
+    └── ModelNotReady        a service asked for a model before a verified version arrived
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactError",
     "BrokerError",
     "ConfigError",
     "DecodeError",
     "DriftlineError",
     "EventError",
+    "ModelNotReady",
     "StateError",
     "ValidationError",
 ]
@@ -73,3 +77,11 @@ class BrokerError(DriftlineError):
 
 class StateError(DriftlineError):
     """A checkpoint could not be written or restored."""
+
+
+class ArtifactError(DriftlineError):
+    """A model version that must not be loaded: unsigned, tampered with, or unreadable."""
+
+
+class ModelNotReady(DriftlineError):
+    """No verified version of the model has been loaded yet; wait for one or serve a fallback."""

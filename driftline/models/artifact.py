@@ -47,7 +47,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Final
 
-from driftline.errors import DriftlineError
+from driftline.errors import ArtifactError
 from driftline.events import ModelVersion
 
 __all__ = [
@@ -70,10 +70,6 @@ SCHEME: Final = "driftline.model-version.v1"
 #: Largest decompressed artifact :func:`load_verified` accepts by default (1 GiB).
 MAX_MODEL_BYTES: Final = 1 << 30
 MIN_KEY_BYTES: Final = 16
-
-
-class ArtifactError(DriftlineError):
-    """A model version that must not be loaded: unsigned, tampered with, or unreadable."""
 
 
 @dataclass(frozen=True, slots=True)

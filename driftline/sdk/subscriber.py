@@ -31,7 +31,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from driftline.codec import decode
-from driftline.errors import DriftlineError, EventError
+from driftline.errors import EventError, ModelNotReady
 from driftline.events import FeatureValue, ModelVersion
 from driftline.models.artifact import ArtifactError, load_verified
 from driftline.sdk._closing import Closing
@@ -43,10 +43,6 @@ __all__ = ["ModelNotReady", "ModelSubscriber"]
 
 log = logging.getLogger("driftline.sdk")
 Callback = Callable[[ModelVersion, Any], None]
-
-
-class ModelNotReady(DriftlineError):
-    """No verified version of the model has been loaded yet; wait for one or serve a fallback."""
 
 
 class ModelSubscriber(Closing):
