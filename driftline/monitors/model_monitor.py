@@ -333,7 +333,9 @@ class ModelMonitor:
             common["reference"] = column
         detectors: list[Detector]
         if numeric:
-            detectors = [_NUMERIC[spec.numeric_test](threshold=spec.numeric_threshold, **common)]
+            scan = spec.shift_scan.for_tests(self._n_tests or 1) if spec.shift_scan else None
+            test = _NUMERIC[spec.numeric_test]
+            detectors = [test(threshold=spec.numeric_threshold, scan=scan, **common)]
         else:
             detectors = [
                 CategoricalDrift(threshold=spec.categorical_threshold, **common),

@@ -23,6 +23,12 @@ monitor watching k features passes ``family_alpha / k``) for ``persistence`` che
 With the default windows a shift of the mean by one standard deviation gives PSI about 1, D about
 0.38 and W1 / std about 1: all three fire within about 1000 values.
 
+With ``scan=`` a :class:`~driftline.monitors.shift_scan.ShiftScan` (what a model monitor passes
+by default), the test also fires at once when the mean of its latest values moved clearly, without
+waiting for the window to fill or for ``persistence`` checks; such a signal carries
+``window["test"] == "mean_shift"`` and the shift in reference standard deviations as its
+statistic. The window test (or a scan still over) decides when the alert resolves.
+
 Missing values (NaN, and ±inf, which are treated as missing) are ignored here: they do not enter
 the windows. :class:`~driftline.monitors.missing.MissingRate` watches how many there are.
 Values that are not numbers raise ``ValueError``. ``Signal.p_value`` is the KS p-value.
@@ -41,9 +47,11 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 
+from driftline.errors import ConfigError
 from driftline.monitors import _stats
 from driftline.monitors.base import register
-from driftline.monitors.windows import Observed, WindowTest
+from driftline.monitors.shift_scan import ScanResult, ScanState, ShiftScan
+from driftline.monitors.windows import DEFAULT_WINDOW, Observed, WindowSpec, WindowTest
 
 __all__ = ["KSDrift", "NumericDrift", "WassersteinDrift"]
 
@@ -73,7 +81,29 @@ class NumericDrift(WindowTest):
     #: Which of :attr:`statistics` is compared with the threshold.
     primary: ClassVar[Literal["psi", "ks", "wasserstein"]] = "psi"
 
+    def __init__(
+        self,
+        threshold: float | None = None,
+        alpha: float = 0.01,
+        persistence: int = 3,
+        window: WindowSpec = DEFAULT_WINDOW,
+        reference: npt.ArrayLike | None = None,
+        scan: ShiftScan | None = None,
+    ) -> None:
+        """``scan``: also fire at once on a clear shift of the mean (None: off)."""
+        self.scan = scan
+        super().__init__(threshold, alpha, persistence, window, reference)
+
+    def _validate(self) -> None:
+        super()._validate()
+        if self.scan is not None and not isinstance(self.scan, ShiftScan):
+            raise ConfigError(
+                f"{type(self).__name__}.scan must be a ShiftScan or None, "
+                f"got {type(self.scan).__name__}"
+            )
+
     def _reset(self) -> None:
+        self._scan_state = None if self.scan is None else ScanState(self.scan)
         self._ref = _stats.SortedSample.of(np.zeros(1))
         self._ref_n = 0
         self._edges = np.zeros(0)
@@ -121,7 +151,14 @@ class NumericDrift(WindowTest):
         self._ref_shares = _stats.bin_shares(full, self._edges)
         std = float(full.std())
         self._scale = std if std > 0 else 1.0
+        if self._scan_state is not None:  # a reference given by the caller does not grow
+            self._scan_state.start(values, grows=self.reference is None)
         return self._ref_n
+
+    def _scan_many(self, values: npt.NDArray[Any], ts: npt.NDArray[np.int64]) -> ScanResult | None:
+        if self._scan_state is None:
+            return None
+        return self._scan_state.scan(values, ts)
 
     def _column_dtypes(self) -> tuple[npt.DTypeLike, ...]:
         return (np.float64, np.intp)
@@ -170,3 +207,4 @@ class WassersteinDrift(NumericDrift):
 register(NumericDrift)
 register(KSDrift)
 register(WassersteinDrift)
+register(lambda: WassersteinDrift(scan=ShiftScan()), "wasserstein_scan")  # as a monitor runs it

@@ -277,7 +277,8 @@ class AlertPolicy:
             return f"{head}: resolved ({subject}): no new {detector} signal since the change"
         if signal is None:  # not raised: a firing alert always comes from a signal
             return f"{head}: {subject}"
-        text = f"{head}: {subject}: {detector} {signal.statistic:.3g} >= {signal.threshold:.3g}"
+        test = (signal.window or {}).get("test", detector)  # a detector may run several tests
+        text = f"{head}: {subject}: {test} {signal.statistic:.3g} >= {signal.threshold:.3g}"
         if signal.p_value is not None:
             text += f" (p={signal.p_value:.1g})"
         current, reference = _sizes(signal.window)

@@ -19,14 +19,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from driftline.errors import ConfigError
+from driftline.monitors.shift_scan import ShiftScan
 from driftline.monitors.windows import WindowSpec
 
-__all__ = ["MONITOR_WINDOW", "MonitorSpec"]
+__all__ = ["MONITOR_SCAN", "MONITOR_WINDOW", "MonitorSpec"]
 
-#: The model monitor's windows: a check every 100 values (detectors alone default to 250) trades
-#: a little CPU for delay; bench/detection measured +415 events behind River's ADWIN instead of
-#: +1098 with 250, at no false alarm on stationary streams.
-MONITOR_WINDOW = WindowSpec(check_every=100)
+#: The model monitor's windows: a check every 250 values. Clear shifts of the mean are caught
+#: between checks by the scan below, so checking every 100 (as before the scan) only cost CPU:
+#: bench/detection measured the same delays (-7 events vs River's ADWIN on data drifts, -8 at
+#: 100), fewer alarms on Elec2 (13.2 per 100k vs 17.7) and a faster replay.
+MONITOR_WINDOW = WindowSpec(check_every=250)
+
+#: The model monitor's mean-shift scan (:mod:`~driftline.monitors.shift_scan`): with it,
+#: bench/detection measured data drifts found 8 events before River's ADWIN on average instead
+#: of 355 after, at 0.33 false alarms per 100k stationary events.
+MONITOR_SCAN = ShiftScan()
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -36,7 +43,7 @@ class MonitorSpec:
     """How one model is monitored.
 
     - ``window``: reference and current window sizes (reference = first 1000 values by default,
-      current = last 500, checked every 100 values).
+      current = last 500, checked every 250 values).
     - ``family_alpha``: the chance of a false alarm allowed per check across *all* the tests of a
       model together; each test gets ``family_alpha / number_of_tests`` (Bonferroni). The p-value
       only gates; the decision is on the effect size (``*_threshold``).
@@ -45,6 +52,10 @@ class MonitorSpec:
       Cohen's sense, which catches a 0.25 std shift that PSI >= 0.2 misses), ``psi`` or ``ks``;
       thresholds default to the detector's own (W1/std 0.2, PSI 0.2, KS D 0.1; Jensen-Shannon
       0.1; missing rate +0.1).
+    - ``shift_scan``: a numeric test also fires at once when the mean of its latest 32 to 2048
+      values moved clearly (:mod:`~driftline.monitors.shift_scan`; its ``z`` is raised for the
+      number of tests); None turns it off. The window test still decides when the alert
+      resolves.
     - ``concept_detector``: the detector on the error stream (``error_rate`` by default; any
       registered ``binary`` detector such as ``adwin`` or ``ddm``).
     - ``segment_by``: tag names; each value of them gets its own monitors too (at most
@@ -60,6 +71,7 @@ class MonitorSpec:
     numeric_threshold: float | None = None
     categorical_threshold: float | None = None
     missing_threshold: float | None = None
+    shift_scan: ShiftScan | None = MONITOR_SCAN
     concept_detector: str = "error_rate"
     segment_by: tuple[str, ...] = ()
     max_segments: int = 20
@@ -71,6 +83,8 @@ class MonitorSpec:
             raise ConfigError(f"family_alpha must be in (0, 1], got {self.family_alpha}")
         if self.persistence < 1:
             raise ConfigError(f"persistence must be at least 1, got {self.persistence}")
+        if self.shift_scan is not None and not isinstance(self.shift_scan, ShiftScan):
+            raise ConfigError("shift_scan must be a table of ShiftScan settings or None")
         for name, kind in self.features.items():
             if kind not in ("numeric", "categorical"):
                 raise ConfigError(f"features.{name} must be numeric or categorical, got {kind!r}")
@@ -87,6 +101,8 @@ class MonitorSpec:
         values = dict(data)
         if "window" in values and isinstance(values["window"], Mapping):
             values["window"] = WindowSpec(**values["window"])
+        if isinstance(values.get("shift_scan"), Mapping):
+            values["shift_scan"] = ShiftScan(**values["shift_scan"])
         if "segment_by" in values:
             values["segment_by"] = tuple(values["segment_by"])
         try:

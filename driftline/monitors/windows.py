@@ -41,12 +41,16 @@ import numpy.typing as npt
 
 from driftline.errors import ConfigError
 from driftline.monitors.base import Detector, Signal
+from driftline.monitors.shift_scan import ScanResult
 
 __all__ = ["DEFAULT_WINDOW", "Observed", "RingBuffer", "WindowSpec", "WindowTest"]
 
 Array = npt.NDArray[Any]
 #: The observed values of a batch and their positions in it (None: all values, in order).
 Observed = tuple[Array, npt.NDArray[np.intp] | None]
+#: Where a batch's new observed values sit: their offset among the observed values, the
+#: observed values' positions in the batch (None: all) and their event times.
+_Place = tuple[int, npt.NDArray[np.intp] | None, npt.NDArray[np.int64]]
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,7 @@ class WindowTest(Detector):
         self._streak = 0
         self._last_statistic: float | None = None
         self._last_p_value: float | None = None
+        self._scan_over = False  # whether the latest mean-shift scan was over
         if self.reference is not None:
             kept, _ = self._observe(self.reference)
             if kept.size < 2:
@@ -261,13 +266,15 @@ class WindowTest(Detector):
         if start == kept.size:
             return []
         new_ts, columns = kept_ts[start:], self._encode(kept[start:])
+        scan = self._scan_many(kept[start:], new_ts)
+        at = (start, positions, kept_ts)  # to place a scan's signal in the batch
         every, count = self.window.check_every, kept.size - start
         first = every - self._since_check  # values until the next check
         if count < first:  # no check in this batch
             self._current.extend(new_ts, *columns)
             self._newest = max(self._newest, int(new_ts.max()))
             self._since_check += count
-            return []
+            return [] if scan is None else self._scan_signals(scan, 0, count, at)[1]
         # The window at each check is the last window_size values of the held rows (oldest
         # first) followed by the new ones: slices of one array, and the ring is written once.
         old_ts, old_columns = self._current.oldest_first()
@@ -279,7 +286,11 @@ class WindowTest(Detector):
         ]
         newest = np.maximum.accumulate(new_ts) if self.window.window_ms is not None else None
         signals: list[Signal] = []
+        done = 0  # scans of this batch taken into account
         for end in range(first, count + 1, every):  # a check after the end-th new value
+            if scan is not None:  # the scans up to this check come first
+                done, fired = self._scan_signals(scan, done, end, at)
+                signals += fired
             lo, hi = max(0, held + end - self.window.window_size), held + end
             if newest is not None:
                 self._newest = max(self._newest, int(newest[end - 1]))
@@ -290,10 +301,52 @@ class WindowTest(Detector):
             )
             if signal is not None:
                 signals.append(signal)
+        if scan is not None:
+            signals += self._scan_signals(scan, done, count, at)[1]
         self._current.extend(new_ts, *columns)
         self._newest = max(self._newest, int(new_ts.max()))
         self._since_check = (self._since_check + count) % every
         return signals
+
+    def _scan_many(self, values: Array, ts: npt.NDArray[np.int64]) -> ScanResult | None:
+        """Scan the new observed values for a clear shift (see :mod:`~driftline.monitors.
+        shift_scan`); None when the test has no scan."""
+        return None
+
+    def _scan_signals(
+        self, scan: ScanResult, done: int, stop: int, at: _Place
+    ) -> tuple[int, list[Signal]]:
+        """Take the scans after fewer than ``stop`` new values, from the ``done``-th: an over scan
+        fires at once when the test is not drifting. Returns the scans done and the signal."""
+        upto = int(scan.positions.searchsorted(stop))
+        if upto <= done:
+            return done, []
+        over = scan.over[done:upto]
+        self._scan_over = bool(over[-1])
+        if self._drifting or not over.any():
+            return upto, []
+        row = done + int(over.argmax())
+        effect, z, size, ref_size, first_ts, last_ts = scan.strongest(row)
+        start, positions, kept_ts = at
+        j = start + int(scan.positions[row])  # the scanned value's place among the observed
+        index = j if positions is None else int(positions[j])
+        self._drifting, self._streak = True, 0
+        info = self._ref_info or {}
+        window = {
+            "test": "mean_shift",
+            "reference_size": ref_size,
+            "reference_start_ts": info.get("reference_start_ts"),
+            "reference_end_ts": info.get("reference_end_ts")
+            if ref_size == info.get("reference_size")
+            else None,
+            "current_size": size,
+            "current_start_ts": first_ts,
+            "current_end_ts": last_ts,
+            "z": z,
+        }
+        p_value = math.erfc(z / math.sqrt(2.0))
+        signal = Signal(index, int(kept_ts[j]), True, effect, scan.threshold, p_value, window)
+        return upto, [signal]
 
     def _fill_reference(self, kept: Array, kept_ts: npt.NDArray[np.int64]) -> int:
         take = min(kept.size, self.window.reference_size - self._ref_count)
@@ -335,7 +388,7 @@ class WindowTest(Detector):
         statistic = statistic if math.isfinite(statistic) else float(np.finfo(np.float64).max)
         p_value = min(max(p_value, 0.0), 1.0) if math.isfinite(p_value) else 1.0
         self._last_statistic, self._last_p_value = statistic, p_value
-        over = statistic >= self.threshold and p_value <= self.alpha
+        over = (statistic >= self.threshold and p_value <= self.alpha) or self._scan_over
         self._streak = self._streak + 1 if over != self._drifting else 0
         if self._streak < self.persistence:
             return None
