@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,6 +180,15 @@ class ModelMonitor:
     def tick(self, event_ts: int) -> list[Alert]:
         """Let time pass to ``event_ts``: the alerts of change points that went quiet resolve."""
         return self.policy.tick(self.model, event_ts)
+
+    def statistics(self) -> Iterator[tuple[str, str, float]]:
+        """``(stream, detector, statistic)`` of the whole-model input detectors (not the
+        segments'), for metrics: the latest value of each that has one. Statistics only."""
+        for watch in self._inputs.get((), {}).values():
+            for detector in watch.detectors:
+                value = detector.statistic
+                if value is not None:
+                    yield str(watch.name), detector.name, float(value)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -221,14 +221,6 @@ class MonitorTask:
 
 
 def drift_statistics(monitor: ModelMonitor) -> Iterator[tuple[str, str, float]]:
-    """``(feature, detector, statistic)`` of a model's whole-model detectors, for metrics.
-
-    ``ModelMonitor`` has no public view of its detectors yet, so this reads its watches; a
-    missing attribute gives nothing rather than an error.
-    """
-    watches = getattr(monitor, "_inputs", {}).get((), {})
-    for watch in watches.values():
-        for detector in watch.detectors:
-            value = detector.statistic
-            if value is not None:
-                yield str(watch.name), detector.name, float(value)
+    """``(feature, detector, statistic)`` of a model's whole-model detectors, for metrics
+    (:meth:`ModelMonitor.statistics`)."""
+    return monitor.statistics()
