@@ -200,6 +200,7 @@ class ModelsSettings(_Section):
     trigger_kinds: tuple[str, ...] = ("concept_drift",)
     challenge_every: int = Field(default=0, ge=0)
     refresh_every: int = Field(default=250, ge=0)
+    refresh_window: int = Field(default=0, ge=0)
     max_inline_bytes: int = Field(default=900_000, ge=0)
     seed: int = 0
     artifact_dir: str = "driftline-artifacts"

@@ -27,10 +27,12 @@ RESULTS = ROOT / "bench" / "results" / "retrain.json"
 STATIC_SHARE = 0.10
 
 #: Retraining configurations: the defaults, champion/challenger alone (no refresh of the
-#: served version), and the defaults with the forest (slow: Elec2 only).
+#: served version), the refresh test on a sliding window, and the defaults with the forest
+#: (slow: Elec2 only).
 CONFIGS: dict[str, dict[str, Any]] = {
     "default (HAT)": {},
     "no refresh (HAT)": {"refresh_every": 0},
+    "window refresh": {"refresh_window": 1000},
     "default (ARF)": {"learner": "adaptive_random_forest"},
 }
 
@@ -44,7 +46,7 @@ class Size:
 
 
 SIZES = {
-    "full": Size(None, (48, 1), 30_000, ("Elec2 (delay 48)",)),
+    "full": Size(None, (48, 1), 30_000, ("Elec2 (delay 48)", "Elec2 (delay 1)")),
     "quick": Size(15_000, (48,), 10_000, ()),
 }
 
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'stream':26} {'config':16} {'served':>6} {'static':>6} {'HAT':>6} {'ARF':>6} "
-        f"{'prev':>6} {'best-served':>11} {'ver/10k':>7} {'init/drift/sched':>16} "
+        f"{'prev':>6} {'last':>6} {'best-served':>11} {'ver/10k':>7} {'init/drift/sched':>16} "
         f"{'change->ver':>11} {'s':>5}"
     )
     print(header)
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{stream.name:26} {config:16} {_pct(result.served):>6} {_pct(base['static']):>6} "
                 f"{_pct(base['hat']):>6} {_pct(base['arf']):>6} {_pct(base['previous']):>6} "
+                f"{_pct(base['latest']):>6} "
                 f"{100 * (best - result.served):11.1f} {result.per_10k():7.1f} {mix:>16} "
                 f"{delay_text:>11} {result.seconds:5.0f}"
             )
@@ -116,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                     "spec": CONFIGS[config],
                     "change_at": stream.change_at,
                     "delay_rows": stream.delay,
-                    "baselines": base,
                     **asdict(result),
+                    "baselines": base,
                     "versions_per_10k": result.per_10k(),
                     "change_to_version": delay,
                 }

@@ -20,6 +20,11 @@ paired events, all three hold:
    on absolute errors;
 3. ``n >= min_paired``.
 
+With ``window`` set, the tally keeps only the last ``window`` events (a sliding window): the
+retrainer scores the champion against the served versions that way, so that a stream where the
+served version keeps falling behind (the champion beats it over the last events) is refreshed
+at every check, and a stationary one is not.
+
 The verdict is looked at after every event (so that it does not depend on how events are
 batched): repeated looks make the real false-promotion rate larger than ``alpha``, which the
 margin and a small ``alpha`` (0.01 by default) keep low; a candidate is also given at most
@@ -36,6 +41,7 @@ margin and a small ``alpha`` (0.01 by default) keep low; a candidate is also giv
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +90,9 @@ def _abs_error(predicted: Any, truth: Any) -> float:
 class PairedTally:
     """Running paired scores of an incumbent ``a`` and a candidate ``b`` on the same events."""
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, window: int = 0) -> None:
         self.task = task
+        self.window = window  # 0: every event since the start; N: the last N events
         self._reset()
 
     def _reset(self) -> None:
@@ -94,23 +101,34 @@ class PairedTally:
         self.b_score = 0.0
         self.a_wins = 0
         self.b_wins = 0
+        self._recent: deque[tuple[float, float, int, int]] = deque()
 
     def add(self, a_predicted: Any, b_predicted: Any, truth: Any) -> None:
         """Score both predictions of one event against its label."""
-        self.n += 1
         if self.task == "classification":
             a, b = _correct(a_predicted, truth), _correct(b_predicted, truth)
-            self.a_score += a
-            self.b_score += b
-            self.a_wins += a and not b
-            self.b_wins += b and not a
-            return
-        ea, eb = _abs_error(a_predicted, truth), _abs_error(b_predicted, truth)
-        # an unusable prediction (None, NaN) counts as a loss but adds no error to the MAE
-        self.a_score += ea if math.isfinite(ea) else 0.0
-        self.b_score += eb if math.isfinite(eb) else 0.0
-        self.a_wins += ea < eb
-        self.b_wins += eb < ea
+            scored = (float(a), float(b), int(a and not b), int(b and not a))
+        else:
+            ea, eb = _abs_error(a_predicted, truth), _abs_error(b_predicted, truth)
+            # an unusable prediction (None, NaN) counts as a loss but adds no error to the MAE
+            scored = (
+                ea if math.isfinite(ea) else 0.0,
+                eb if math.isfinite(eb) else 0.0,
+                int(ea < eb),
+                int(eb < ea),
+            )
+        self._count(scored, 1)
+        if self.window:
+            self._recent.append(scored)
+            if len(self._recent) > self.window:
+                self._count(self._recent.popleft(), -1)
+
+    def _count(self, scored: tuple[float, float, int, int], sign: int) -> None:
+        self.n += sign
+        self.a_score += sign * scored[0]
+        self.b_score += sign * scored[1]
+        self.a_wins += sign * scored[2]
+        self.b_wins += sign * scored[3]
 
     def gain(self) -> float:
         """Accuracy of b minus that of a, or the relative reduction of the MAE from a to b."""

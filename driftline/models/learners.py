@@ -17,8 +17,15 @@ name                          classification                        regression
 
 The default, ``hoeffding_adaptive_tree``, works for both tasks, reads numeric and one-hot
 features without scaling, adapts to change on its own and stays small (a few hundred kB).
-``adaptive_random_forest`` is the most accurate and the slowest (about 1 ms per event and ten
-times larger artifacts); ``logistic_regression`` the fastest and smallest.
+``adaptive_random_forest`` is the most accurate and the slowest (about 1 ms per prediction,
+6 ms per learned event, artifacts of about 2 MB: over ``max_inline_bytes``, so delivered through
+the artifact store); ``logistic_regression`` the fastest and smallest.
+
+On Elec2 (the six columns in ``../shared/data``, no ``date``/``day``), learning on every event
+with labels 1 / 48 rows late, accuracy on the last 90%: this tree 81.0% / 76.6%, the forest
+83.6% / 77.8%, logistic regression 81.0% / 77.5%; River's defaults for the tree, naive Bayes
+leaves, scaling, a sliding-window kNN, a Mondrian forest or streaming random patches do no
+better (measured by hand with River 0.26, 2026-11-27).
 
 >>> learner = make_learner("logistic_regression", "classification", seed=0)
 >>> for i in range(200):

@@ -217,7 +217,7 @@ class Retrainer:
             )
             if verdict.promote:
                 metrics = {**refresh.metrics("champion", "challenger"), **_test(verdict)}
-                release = self._publish("scheduled", ts, metrics, None)
+                release = self._publish("scheduled", ts, metrics, None, refreshed=True)
         every = spec.challenge_every
         if every and self._challenge is None and self._since_initial % every == 0:
             self._start_challenger("scheduled", None)
@@ -246,7 +246,13 @@ class Retrainer:
     # -- versions -----------------------------------------------------------------------------
 
     def _publish(
-        self, reason: Reason, ts: int, metrics: Mapping[str, float], alert_id: str | None
+        self,
+        reason: Reason,
+        ts: int,
+        metrics: Mapping[str, float],
+        alert_id: str | None,
+        *,
+        refreshed: bool = False,
     ) -> Release:
         data = pack(self.champion)
         inline = 4 * ((len(data) + 2) // 3) <= self.spec.max_inline_bytes
@@ -267,7 +273,11 @@ class Retrainer:
         self.version += 1
         if self.spec.refresh_every:  # what the services now serve, exactly as they load it
             self._served = pickle.loads(zlib.decompress(data))
-            self._refresh = PairedTally(self.task or "classification")
+            # a refreshed champion keeps its record against the served versions (the window);
+            # a new model (initial, challenger, manual) starts a new one
+            window = self.spec.refresh_window
+            if not (refreshed and window and self._refresh and self._refresh.window == window):
+                self._refresh = PairedTally(self.task or "classification", window)
         self.counts[reason] += 1
         return Release(sign(event, self.key), data)
 

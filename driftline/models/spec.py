@@ -35,8 +35,12 @@ class RetrainSpec:
     - ``challenge_every``: also start one every N labelled events (0: off), reason
       ``scheduled``; it does not replace a challenger already running.
     - ``refresh_every``: every N labelled events (0: off), publish the champion as it has kept
-      learning since its last version if it beats that version (the one being served) by the
-      same test on the events since; reason ``scheduled``.
+      learning since its last version if it beats the served versions by the same test on the
+      last ``refresh_window`` events (0: on the events since the last version); reason
+      ``scheduled``. The window outlives a refresh, so where the served version keeps falling
+      behind the learning champion every check refreshes it: a faster reaction to a concept
+      change, but it also replaces a first version that was still learning on a stationary
+      stream (``python -m bench.retrain``, "window refresh"), so it is off by default.
     - ``max_inline_bytes``: larger artifacts are delivered by reference (artifact store).
     - ``seed``: the learners' seed; with it, the same events give the same versions.
 
@@ -56,6 +60,7 @@ class RetrainSpec:
     trigger_kinds: tuple[str, ...] = ("concept_drift",)
     challenge_every: int = 0
     refresh_every: int = 250
+    refresh_window: int = 0
     max_inline_bytes: int = 900_000
     seed: int = 0
 
@@ -69,6 +74,7 @@ class RetrainSpec:
             "alpha": 0.0 < self.alpha < 1.0,
             "challenge_every": self.challenge_every >= 0,
             "refresh_every": self.refresh_every >= 0,
+            "refresh_window": self.refresh_window == 0 or self.refresh_window >= self.min_paired,
             "max_inline_bytes": self.max_inline_bytes >= 0,
         }
         for name, ok in checks.items():

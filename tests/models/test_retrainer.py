@@ -10,6 +10,7 @@ import pytest
 from retrain_helpers import KEY, concept_alert, outcomes
 
 from driftline.checkpoint import seal, unseal
+from driftline.errors import ConfigError
 from driftline.events import ModelVersion
 from driftline.models import ArtifactError, Retrainer, RetrainSpec, load_verified
 from driftline.models.artifact import verify_signature
@@ -88,6 +89,27 @@ def test_refresh_publishes_the_champion_when_it_outgrows_the_served_version() ->
     converged = dataclasses.replace(spec, min_events=2000)
     again = Retrainer("m", converged, KEY).learn_many(outcomes(6000, seed=3))
     assert [r.event.reason for r in again] == ["initial"]
+
+
+def test_a_window_refresh_reacts_sooner_and_keeps_a_converged_stationary_version() -> None:
+    # the window drops the events before the change, where the served version was as good
+    spec = dataclasses.replace(LR, refresh_every=500, refresh_window=1000)
+    data = outcomes(5000, change_at=2500, seed=3)
+    releases = Retrainer("m", spec, KEY).learn_many(data)
+    after = [r.event for r in releases if r.event.created_ts > data[2500][1].ts]  # type: ignore[operator]
+    assert after and after[0].reason == "scheduled"
+    assert after[0].created_ts == data[2799][1].ts  # the first check after the change
+    assert after[0].metrics["events"] == 1000
+    plain = Retrainer("m", dataclasses.replace(spec, refresh_window=0), KEY).learn_many(data)
+    assert [r.event.created_ts for r in plain][1] > after[0].created_ts
+    converged = dataclasses.replace(spec, min_events=2000)
+    again = Retrainer("m", converged, KEY).learn_many(outcomes(6000, seed=3))
+    assert [r.event.reason for r in again] == ["initial"]
+
+
+def test_a_refresh_window_shorter_than_min_paired_is_refused() -> None:
+    with pytest.raises(ConfigError, match="refresh_window"):
+        RetrainSpec(refresh_window=100, min_paired=250)
 
 
 def test_regression_uses_absolute_errors() -> None:
