@@ -228,7 +228,8 @@ class LabelJoiner:
 
     def _reset(self) -> None:
         # Insertion-ordered: the oldest entries are first, so expiry scans from the front.
-        self._predictions: dict[str, tuple[int, Prediction]] = {}
+        # key -> (expiry, prediction, the digest it is remembered by once joined)
+        self._predictions: dict[str, tuple[int, Prediction, int]] = {}
         self._orphans: dict[str, tuple[int, Label]] = {}
         self._joined = JoinedIds()  # digests of joined keys, to recognise repeated labels
         self._watermark = 0
@@ -240,6 +241,10 @@ class LabelJoiner:
         if isinstance(joined, dict):
             items = ((digest(key), expiry) for key, expiry in joined.items())
             state = {**state, "_joined": JoinedIds.from_items(items)}
+        held = state["_predictions"]
+        if held and len(next(iter(held.values()))) == 2:  # held without their digests
+            upgraded = {key: (e, p, digest(key)) for key, (e, p) in held.items()}
+            state = {**state, "_predictions": upgraded}
         state.setdefault("dedupe_ms", state["ttl_ms"])
         self.__dict__.update(state)
 
@@ -274,7 +279,7 @@ class LabelJoiner:
                 self._joined.add(joined_key, ts + self.dedupe_ms)
                 self.counts["joined"] += 1
                 return prediction, orphan[1]
-        self._predictions[key] = (ts + self.ttl_ms, prediction)
+        self._predictions[key] = (ts + self.ttl_ms, prediction, joined_key)
         return None
 
     def add_label(self, label: Label) -> tuple[Prediction, Label] | None:
@@ -286,17 +291,18 @@ class LabelJoiner:
             self._watermark = ts
         key = label.model + "\x00" + label.event_id
         self.counts["labels"] += 1
-        joined_key = digest(key)
-        if key in self._orphans or joined_key in self._joined:
+        # A held prediction's key is neither joined nor an orphan's (add_prediction saw to it):
+        # the common case needs no lookup in the joined ids and reuses the held digest.
+        held = self._predictions.pop(key, None)
+        if held is not None:
+            self._joined.add(held[2], ts + self.dedupe_ms)
+            self.counts["joined"] += 1
+            return held[1], label
+        if key in self._orphans or digest(key) in self._joined:
             self.counts["duplicate_labels"] += 1
             return None
-        held = self._predictions.pop(key, None)
-        if held is None:
-            self._orphans[key] = (ts + self.ttl_ms, label)
-            return None
-        self._joined.add(joined_key, ts + self.dedupe_ms)
-        self.counts["joined"] += 1
-        return held[1], label
+        self._orphans[key] = (ts + self.ttl_ms, label)
+        return None
 
     def expire(self) -> Expired:
         """Drop what waited longer than the TTL before the watermark, and report it."""
@@ -313,7 +319,9 @@ class LabelJoiner:
         return len(self._predictions) + len(self._orphans) + len(self._joined)
 
 
-def _take_expired(store: dict[str, tuple[int, E]], now: int) -> list[E]:
+def _take_expired(
+    store: dict[str, tuple[int, E]] | dict[str, tuple[int, E, int]], now: int
+) -> list[E]:
     """Remove and return the entries at the front of ``store`` due at ``now``, in order.
 
     One pass per call: a dict keeps the slots of removed entries until it is resized, so
@@ -321,8 +329,8 @@ def _take_expired(store: dict[str, tuple[int, E]], now: int) -> list[E]:
     over all of them every time, which made expiry take time in proportion to the store.
     """
     due: list[str] = []
-    for key, (expiry, _) in store.items():
-        if expiry > now:
+    for key, entry in store.items():
+        if entry[0] > now:
             break
         due.append(key)
     return [store.pop(key)[1] for key in due]
