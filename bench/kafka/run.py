@@ -238,13 +238,13 @@ def _steady(settings: Settings, rate: int, seconds: float, stop: threading.Event
                 event_id, "bench", {f"x{j}": float(x[j]) for j in range(10)}, int(x[0] + x[2] > 0),
                 ts=now_ms,
             )  # fmt: skip
-            producer.produce(topics.predictions, encode(p), event_id.encode())
+            _produce(producer, topics.predictions, event_id.encode(), encode(p))
             label = orjson.dumps({"event_id": event_id, "model": "bench", "label": p.prediction})
             waiting.append((time.monotonic() + 0.05, event_id.encode(), label))
             i += 1
         while waiting and waiting[0][0] <= time.monotonic():
             _, key, value = waiting.pop(0)
-            producer.produce(topics.labels, value, key)
+            _produce(producer, topics.labels, key, value)
         producer.poll(0)
         time.sleep(0.002)
     producer.flush(30)
