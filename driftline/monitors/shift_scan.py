@@ -56,6 +56,8 @@ IntArray64 = npt.NDArray[np.int64]
 #: A value's unit in the scan's sums, in reference standard deviations, and the largest value.
 _UNIT = 2.0**-24
 _LIMIT = 2.0**40
+#: The reference at each scan: mean, scale, sqrt(1/m + 1/n) and the least deviation over.
+_Reference = tuple[FloatArray, FloatArray, FloatArray, FloatArray | None]
 _Detail = tuple[FloatArray, FloatArray, IntArray, IntArray, IntArray, npt.NDArray[np.int64]]
 
 
@@ -131,12 +133,20 @@ class ScanState:
     Values are kept as integers in units of ``2**-24`` reference standard deviations (clipped at
     ``2**16`` of them): their sums are exact, so the scans do not depend on how the stream is
     split into batches.
+
+    The last ``longest`` values are held as their prefix sums (``_prefix[i]``: the sum of the
+    first ``i`` held values, ``_prefix[0] == 0``). A batch extends them by a cumulative sum of its
+    own values only, a window's sum is the difference of two prefix sums, and the held values
+    are only recovered (as differences) when they join the reference. The integer sums may wrap
+    around in int64, but a window's sum fits, so its difference is exact. The reference's mean,
+    scale and the ``sqrt(1/m + 1/n)`` terms change only when values join it: they are kept
+    between batches for a fixed reference, with the least deviation of a window's mean that can
+    be over, so that most scans end after one comparison of the deviations with it.
     """
 
     def __init__(self, spec: ShiftScan) -> None:
         self.spec = spec
-        self._scales = np.arange(spec.shortest, spec.longest + 1, spec.step, dtype=np.intp)
-        self._values = np.zeros(0, dtype=np.int64)
+        self._prefix = np.zeros(1, dtype=np.int64)
         self._ts = np.zeros(0, dtype=np.int64)
         self._center = 0.0  # the first reference's mean
         self._unit = 1.0  # a value's unit: 2**-24 of the first reference's std
@@ -145,6 +155,13 @@ class ScanState:
         self._squares = 0
         self._grows = False
         self._since = 0  # values since the last scan
+        self._derive()
+
+    def _derive(self) -> None:
+        """Set what follows from the spec and the reference (not pickled)."""
+        spec = self.spec
+        self._scales = np.arange(spec.shortest, spec.longest + 1, spec.step, dtype=np.intp)
+        self._fixed: tuple[int, _Reference] | None = None
 
     def start(self, reference: FloatArray, grows: bool) -> None:
         """Take the reference's values (finite floats); ``grows``: later values join it."""
@@ -153,87 +170,130 @@ class ScanState:
         self._unit = (std if std > 0 else max(abs(self._center), 1.0)) * _UNIT
         self._n = 0
         self._sum = self._squares = 0
-        self._join(self._quantise(reference))
+        units = np.empty(reference.size, dtype=np.int64)
+        self._quantise(reference, units)
+        self._join(units)
         self._grows = grows
 
     @property
     def reference_size(self) -> int:
         return self._n
 
-    def _quantise(self, values: FloatArray) -> IntArray64:
-        units = np.clip((values - self._center) / self._unit, -_LIMIT, _LIMIT)
-        return np.rint(units).astype(np.int64)
+    def _quantise(self, values: FloatArray, out: IntArray64) -> None:
+        """``values`` in units, written to ``out``."""
+        units = (values - self._center) / self._unit
+        np.rint(np.minimum(np.maximum(units, -_LIMIT, out=units), _LIMIT, out=units), out=units)
+        out[...] = units
 
     def _join(self, values: IntArray64) -> None:
         self._n += int(values.size)
         self._sum += int(values.sum())
-        self._squares += int((values.astype(object) ** 2).sum())
+        self._squares += _square_sums(values)[-1]
+        self._fixed = None
 
     def scan(self, values: FloatArray, ts: npt.NDArray[np.int64]) -> ScanResult:
         """Add observed values (after the reference) and scan where a scan is due."""
         spec = self.spec
-        held = self._values.size
+        held = self._prefix.size - 1
         every, count = spec.every, values.size
-        first = every - self._since
-        ends = np.arange(first, count + 1, every, dtype=np.intp)  # a scan after these new values
+        ends = np.arange(every - self._since, count + 1, every, dtype=np.intp)  # scan after these
         self._since = (self._since + count) % every
-        both = np.concatenate((self._values, self._quantise(values)))
-        both_ts = np.concatenate((self._ts, ts))
+        prefix = np.empty(held + count + 1, dtype=np.int64)  # of the held values, then the new
+        prefix[: held + 1] = self._prefix
+        self._quantise(values, prefix[held + 1 :])
+        np.add.accumulate(prefix[held:], out=prefix[held:])
         room = max(spec.reference_cap - self._n, 0) if self._grows else 0
         if not ends.size:
             result = ScanResult(ends - 1, np.zeros(0, dtype=np.bool_), spec.effect)
         else:
-            result = self._scan(ends - 1, both, both_ts, held + ends, room)
+            result = self._scan(ends - 1, prefix, ts, held + ends, room)
             if room and result.over.any():  # the first over scan: the reference stops growing
                 row = int(result.over.argmax())
                 room = min(max(held + int(ends[row]) - spec.longest, 0), room)
-                result = self._scan(ends - 1, both, both_ts, held + ends, room)
+                result = self._scan(ends - 1, prefix, ts, held + ends, room)
                 self._grows = False
         # Values older than ``longest`` leave the buffer and join the reference (up to its cap).
-        leaving = max(0, both.size - spec.longest)
-        self._join(both[: min(leaving, room)])
-        self._values, self._ts = both[leaving:].copy(), both_ts[leaving:].copy()
+        leaving = max(0, held + count - spec.longest)
+        if min(leaving, room):
+            self._join(np.diff(prefix[: min(leaving, room) + 1]))
+        self._prefix = prefix[leaving:] - prefix[leaving]
+        self._ts = np.concatenate((self._ts[min(leaving, held) :], ts[max(leaving - held, 0) :]))
         return result
+
+    def _reference(self, joined: IntArray | None, prefix: IntArray64) -> _Reference:
+        """The reference's mean, scale and ``sqrt(1/m + 1/n)`` at each scan (as columns), the
+        first ``joined[i]`` held and new values having joined it at scan ``i``; one row for all
+        scans when none joins it in this batch (``joined`` None), with the least deviation of
+        a window's mean from the reference's that can be over, for each window length."""
+        growing = joined is not None
+        if joined is None:
+            if self._fixed is not None and self._fixed[0] == self._n:
+                return self._fixed[1]
+            joined = np.zeros(1, dtype=np.intp)
+        n = self._n + joined
+        total = self._sum + prefix[joined]
+        squares = _square_sums(np.diff(prefix[: joined[-1] + 1]))
+        square_sums = [float(self._squares + squares[j]) for j in joined.tolist()]
+        mean = total / n
+        var = np.array(square_sums) / n - mean * mean
+        scale = np.where(var > 0, np.sqrt(np.maximum(var, 0.0)), 1.0 / self._unit)
+        terms = np.sqrt(1.0 / self._scales[None, :] + 1.0 / n[:, None])
+        if growing:
+            return mean[:, None], scale[:, None], terms, None
+        # Over needs effect = deviation / scale >= spec.effect and effect / terms >= spec.z: the
+        # margin covers the roundings of these divisions (a relative 2**-52 or so).
+        least = np.maximum(self.spec.effect, self.spec.z * terms) * scale[:, None] * (1 - 1e-9)
+        self._fixed = (self._n, (mean[:, None], scale[:, None], terms, least))
+        return self._fixed[1]
 
     def _scan(
         self,
         positions: npt.NDArray[np.intp],
-        both: IntArray64,
-        both_ts: npt.NDArray[np.int64],
+        prefix: IntArray64,
+        ts: npt.NDArray[np.int64],
         ends: npt.NDArray[np.intp],
         room: int,
     ) -> ScanResult:
-        """The scans after ``ends`` values of ``both`` (held values, then the new ones)."""
+        """The scans after ``ends`` of the held and new values (``prefix``: their prefix sums)."""
         spec, m = self.spec, self._scales
-        sums = np.concatenate(((0,), both.cumsum()))
         # The reference at each scan: the values more than ``longest`` old joined it.
-        joined = np.clip(ends - spec.longest, 0, room)
-        n = self._n + joined
-        total = self._sum + sums[joined]
-        if room and joined[-1]:
-            squares = np.concatenate(((0,), (both[: joined[-1]].astype(object) ** 2).cumsum()))
-            square_sums = [float(self._squares + squares[j]) for j in joined.tolist()]
-        else:
-            square_sums = [float(self._squares)] * joined.size
-        mean = total / n
-        var = np.array(square_sums) / n - mean * mean
-        scale = np.where(var > 0, np.sqrt(np.maximum(var, 0.0)), 1.0 / self._unit)
+        growing = room > 0 and int(ends[-1]) > spec.longest
+        joined = np.clip(ends - spec.longest, 0, room) if growing else None
+        mean, scale, terms, least = self._reference(joined, prefix)
         starts = ends[:, None] - m[None, :]
-        window_mean = (sums[ends][:, None] - sums[np.maximum(starts, 0)]) / m
-        effect = np.abs(window_mean - mean[:, None]) / scale[:, None]
-        z = effect / np.sqrt(1.0 / m[None, :] + 1.0 / n[:, None])
-        z[(starts < 0) | (effect < spec.effect)] = 0.0  # windows not full yet, or too small
-        over = z >= spec.z
-        rows = over.any(axis=1)
-        if not rows.any():
-            return ScanResult(positions, rows, spec.effect)
+        full = int(ends[0]) >= int(m[-1])  # all windows full
+        sums = prefix[ends][:, None] - prefix[starts if full else np.maximum(starts, 0)]
+        deviation = np.abs(sums / m - mean)
+        if least is not None and not (deviation >= least).any():  # no window can be over
+            return ScanResult(positions, np.zeros(positions.size, dtype=np.bool_), spec.effect)
+        effect = deviation / scale
+        z = effect / terms
+        over = (effect >= spec.effect) & (z >= spec.z)
+        if not full:  # windows not full yet
+            over &= starts >= 0
+        if not over.any():
+            return ScanResult(positions, np.zeros(positions.size, dtype=np.bool_), spec.effect)
         z[~over] = 0.0
-        return ScanResult(positions, rows, spec.effect, (effect, z, starts, ends, n, both_ts))
+        n = self._n + (np.zeros(ends.size, dtype=np.intp) if joined is None else joined)
+        both_ts = np.concatenate((self._ts, ts))
+        detail = (effect, z, starts, ends, n, both_ts)
+        return ScanResult(positions, over.any(axis=1), spec.effect, detail)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_scales"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_scales", "_fixed")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_values" in state:  # pickled before the prefix sums: the held values themselves
+            state["_prefix"] = np.concatenate(((0,), state.pop("_values").cumsum()))
         self.__dict__.update(state)
-        spec = self.spec
-        self._scales = np.arange(spec.shortest, spec.longest + 1, spec.step, dtype=np.intp)
+        self._derive()
+
+
+def _square_sums(values: IntArray64) -> list[int]:
+    """The exact sums of the squares of the first 0, 1, ..., ``values.size`` values."""
+    big = int(np.abs(values).max(initial=0))
+    if big * big * values.size < 2**63:  # no int64 sum can overflow
+        sums = np.cumsum(values * values)
+    else:
+        sums = np.cumsum(values.astype(object) ** 2)
+    return [0, *sums.tolist()]

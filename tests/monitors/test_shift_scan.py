@@ -87,6 +87,70 @@ def test_the_reference_stops_growing_at_the_first_over_scan() -> None:
     assert state.reference_size == frozen
 
 
+def _over_scans(state: ScanState, values: np.ndarray, sizes: list[int]) -> list[object]:
+    """Every scan's place, whether it was over and its strongest window, then the reference."""
+    ts, at, out = _ts(values.size), 0, []
+    for size in sizes:
+        result = state.scan(values[at : at + size], ts[at : at + size])
+        for row, over in enumerate(result.over.tolist()):
+            out.append((at + int(result.positions[row]), over and result.strongest(row)))
+        at += size
+    return [*out, state.reference_size]
+
+
+def _sizes(n: int, seed: int, most: int) -> list[int]:
+    """Random batch sizes (some 0) adding up to ``n``."""
+    sizes = np.random.default_rng(seed).integers(0, most, n)
+    sizes = sizes[: int(np.searchsorted(np.cumsum(sizes), n))].tolist()
+    return [*sizes, n - sum(sizes)]
+
+
+@pytest.mark.parametrize(
+    ("case", "grows"), [("early", True), ("late", True), ("late", False), ("constant", True)]
+)
+def test_any_batch_split_gives_the_same_scans(case: str, grows: bool) -> None:
+    rng = np.random.default_rng(11)
+    reference = np.full(500, 2.0) if case == "constant" else rng.normal(size=500)
+    values = np.full(5000, 2.0) if case == "constant" else rng.normal(size=5000)
+    values[{"early": 700, "late": 4000, "constant": 3000}[case] :] += 0.6
+    runs = []
+    for sizes in ([5000], [1] * 5000, _sizes(5000, 1, 40), _sizes(5000, 2, 3000)):
+        state = ScanState(ShiftScan(longest=512, reference_cap=1500).for_tests(5))
+        state.start(reference, grows)
+        runs.append(_over_scans(state, values, sizes))
+    assert any(over for _, over in runs[0][:-1])
+    assert all(run == runs[0] for run in runs[1:])
+
+
+def test_a_window_at_the_threshold_is_over_just_as_computed() -> None:
+    """The scan decides with the division the module documents, however close to the threshold
+    (scans may skip windows that cannot be over: this checks that none is skipped wrongly)."""
+    spec = ShiftScan(z=4.0, effect=0.0, every=32, shortest=32, longest=32, step=32)
+    terms = np.sqrt(1 / 32 + 1 / 1000)  # one window of 32 against a reference of 1000 values
+    units = int(4.0 * terms * 2**24)  # the shift, in 2**-24 std, then the least that is over
+    while units / 2**24 / terms < 4.0:
+        units += 1
+    for shift, over in ((units, True), (units - 1, False)):
+        state = ScanState(spec)
+        state.start(np.tile([-1.0, 1.0], 500), grows=False)  # mean 0, std 1: exact sums
+        result = state.scan(np.full(32, shift / 2**24), _ts(32))
+        assert result.over.tolist() == [over]
+
+
+def test_a_state_pickled_with_its_held_values_restores() -> None:
+    """States pickled before the held values were kept as prefix sums still load."""
+    values = _stream(1.0, 6000, 3000, seed=5)
+    state = ScanState(ShiftScan())
+    state.start(values[:1000], grows=True)
+    state.scan(values[1000:2500], _ts(1500))
+    old = state.__getstate__()
+    old["_values"] = np.diff(old.pop("_prefix"))
+    restored = ScanState.__new__(ScanState)
+    restored.__setstate__(old)
+    rest = values[2500:]
+    assert _over_scans(restored, rest, [rest.size]) == _over_scans(state, rest, [rest.size])
+
+
 def test_scan_state_pickles_mid_stream() -> None:
     values = _stream(0.7, 8000, 5000, seed=9)
     detector = WassersteinDrift(scan=ShiftScan())
