@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -343,8 +344,12 @@ class ModelMonitor:
         detectors: list[Detector]
         if numeric:
             scan = spec.shift_scan.for_tests(self._n_tests or 1) if spec.shift_scan else None
+            window = spec.window  # with a scan, which catches clear shifts between checks:
+            if scan is not None:  # checked less often (the missing rate is not scanned)
+                window = replace(window, check_every=spec.scanned_check_every)
             test = _NUMERIC[spec.numeric_test]
-            detectors = [test(threshold=spec.numeric_threshold, scan=scan, **common)]
+            options = {**common, "window": window}
+            detectors = [test(threshold=spec.numeric_threshold, scan=scan, **options)]
         else:
             detectors = [
                 CategoricalDrift(threshold=spec.categorical_threshold, **common),

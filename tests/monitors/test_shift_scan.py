@@ -204,3 +204,23 @@ def test_model_monitor_alert_names_the_test(scan: bool) -> None:
         assert delay < 64 and "mean_shift" in firing[0].message
     else:
         assert delay > 250 and "wasserstein" in firing[0].message
+
+
+@pytest.mark.parametrize("scan", [True, False])
+def test_only_scanned_tests_are_checked_less_often(scan: bool) -> None:
+    spec = MonitorSpec() if scan else MonitorSpec(shift_scan=None)
+    monitor = ModelMonitor("m", spec)
+    events = [
+        Prediction(str(i), "m", {"x": float(i % 7), "c": "ab"[i % 2]}, 0, ts=i) for i in range(50)
+    ]
+    monitor.observe_predictions(events)
+    every = {
+        (name, type(d).__name__): d.window.check_every
+        for name, watch in monitor._inputs[()].items()
+        for d in watch.detectors
+    }
+    numeric = spec.scanned_check_every if scan else spec.window.check_every
+    assert every[("f:x", "WassersteinDrift")] == numeric
+    assert every[("f:x", "MissingRate")] == every[("f:c", "CategoricalDrift")] == 100
+    assert spec.window.check_every == 100
+    assert spec.scanned_check_every == 250
