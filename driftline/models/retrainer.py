@@ -158,9 +158,8 @@ class Retrainer:
             self._need_key()
             return self._publish("rollback", event.created_ts, {}, None)
         self.version = event.version
-        if self.spec.refresh_every:
-            self._served = pickle.loads(pickle.dumps(model, protocol=5))
-            self._refresh = PairedTally(self.task or "classification")
+        if self.spec.refresh_every:  # a copy: the champion keeps learning, the served does not
+            self._serve(pickle.loads(pickle.dumps(model, protocol=5)))
         return None
 
     # -- learning -----------------------------------------------------------------------------
@@ -272,14 +271,19 @@ class Retrainer:
         )
         self.version += 1
         if self.spec.refresh_every:  # what the services now serve, exactly as they load it
-            self._served = pickle.loads(zlib.decompress(data))
-            # a refreshed champion keeps its record against the served versions (the window);
-            # a new model (initial, challenger, manual) starts a new one
-            window = self.spec.refresh_window
-            if not (refreshed and window and self._refresh and self._refresh.window == window):
-                self._refresh = PairedTally(self.task or "classification", window)
+            self._serve(pickle.loads(zlib.decompress(data)), refreshed)
         self.counts[reason] += 1
         return Release(sign(event, self.key), data)
+
+    def _serve(self, served: Any, refreshed: bool = False) -> None:
+        """``served`` is what the services now serve (``refresh_every``): the champion is
+        scored against it from here on. A refreshed champion keeps its record against the
+        served versions (the window); a new model (initial, challenger, manual, rollback)
+        starts a new one."""
+        self._served = served
+        window = self.spec.refresh_window
+        if not (refreshed and window and self._refresh and self._refresh.window == window):
+            self._refresh = PairedTally(self.task or "classification", window)
 
     def _need_key(self) -> None:
         if not self.key:

@@ -201,3 +201,14 @@ def test_large_artifacts_are_left_out_of_the_event() -> None:
     release = Retrainer("m", spec, KEY).learn_many(outcomes(400))[0]
     assert release.event.artifact is None and release.event.artifact_size == len(release.artifact)
     assert pickle.loads(pickle.dumps(release)) == release
+
+
+def test_an_adopted_rollback_is_scored_over_the_refresh_window() -> None:
+    spec = dataclasses.replace(LR, refresh_every=250, refresh_window=1000)
+    retrainer = Retrainer("m", spec, KEY)
+    first = retrainer.learn_many(outcomes(400))[0]
+    older = load_verified(first.event, first.artifact, KEY)
+    rollback = dataclasses.replace(first.event, version=2, reason="rollback", parent_version=1)
+    assert retrainer.adopt(rollback, older) is None and retrainer.version == 2
+    assert retrainer._refresh is not None and retrainer._refresh.window == 1000
+    assert retrainer._served is not older  # a frozen copy: the champion keeps learning
