@@ -32,7 +32,6 @@ from driftline.streams.tasks import (
     JoinTask,
     MonitorOutput,
     MonitorTask,
-    drift_statistics,
 )
 from driftline.streams.transaction import Restart, TaskId, Transaction
 from driftline.watermark import Progress
@@ -342,7 +341,7 @@ class Session:
                 obs.join_counts(partition, {**stage.joiner.counts, "late": stage.counts["late"]})
             else:
                 for model, monitor in self.monitors[partition].stage.monitors.items():
-                    obs.drift_statistics(model, drift_statistics(monitor))
+                    obs.drift_statistics(model, monitor.statistics())
         for tp in self.consumer.assignment():
             _, high = self.consumer.get_watermark_offsets(tp, cached=True)
             position = self.positions.get((tp.topic, tp.partition))

@@ -26,18 +26,17 @@ them into signed checkpoints.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from driftline.events import Alert, Label, ModelVersion, Prediction
-from driftline.monitors.model_monitor import ModelMonitor
 from driftline.pipeline import JoinStage, MonitorStage, PipelineSpec, Sequenced
 from driftline.watermark import MergeBuffer, Progress
 
 if TYPE_CHECKING:  # importing driftline.models (River, SciPy) takes a second or two
     from driftline.models import Release, RetrainStage
 
-__all__ = ["Adoption", "JoinTask", "MonitorOutput", "MonitorTask", "drift_statistics"]
+__all__ = ["Adoption", "JoinTask", "MonitorOutput", "MonitorTask"]
 
 
 class JoinTask:
@@ -218,9 +217,3 @@ class MonitorTask:
     @property
     def late(self) -> int:
         return self.merge.counts["late"] + self.stage.counts["late"]
-
-
-def drift_statistics(monitor: ModelMonitor) -> Iterator[tuple[str, str, float]]:
-    """``(feature, detector, statistic)`` of a model's whole-model detectors, for metrics
-    (:meth:`ModelMonitor.statistics`)."""
-    return monitor.statistics()

@@ -23,7 +23,7 @@ from driftline.models import Release, RetrainSpec, RetrainStage
 from driftline.monitors.spec import MonitorSpec
 from driftline.monitors.windows import WindowSpec
 from driftline.pipeline import Pipeline, PipelineSpec, Sequenced
-from driftline.streams.tasks import JoinTask, MonitorTask, drift_statistics
+from driftline.streams.tasks import JoinTask, MonitorTask
 from driftline.watermark import MergeBuffer, Progress
 
 KEY = b"test-signing-key-0123456789abcdef"
@@ -195,7 +195,7 @@ def test_drift_statistics_read_the_whole_model_detectors() -> None:
     join = JoinTask(0, SPEC)
     items = join.push(predictions[:1500], labels[:1500]) + join.drain()
     task.push([*items, join.progress()])  # type: ignore[list-item]
-    stats = {(f, d): value for f, d, value in drift_statistics(task.stage.monitors["a"])}
+    stats = {(f, d): value for f, d, value in task.stage.monitors["a"].statistics()}
     assert {f for f, _ in stats} >= {"x0", "x9", "prediction", "scores.1"}
     numeric = SPEC.monitor.numeric_test
     assert stats["x0", numeric] > 0.5 > stats["x9", numeric]  # x0 shifted by one std
