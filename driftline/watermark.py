@@ -106,6 +106,13 @@ class MergeBuffer(Generic[T]):
             return None
         return min(w for w in active if w is not None)
 
+    @property
+    def drained(self) -> bool:
+        """Whether every source's latest report says it is drained: nothing more is coming
+        until one reports again."""
+        marks = self._marks.values()
+        return len(self._marks) == self.sources and all(m.drained for m in marks)
+
     def pop_ready(self) -> list[T]:
         """The items every source has passed, in event-time order."""
         limit = self.limit

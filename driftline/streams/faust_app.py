@@ -107,6 +107,7 @@ class FaustRuntime:
         self.last_input: dict[int, float] = {}
         self.last_activity = time.monotonic()
         self.finished = False
+        self.late: dict[tuple[str, int], int] = {}  # late events last logged, by task
 
     # -- the join ---------------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class FaustRuntime:
         await self._flush()
         for partition in partitions:
             self.join_table.store(partition, self.joins[partition])
+            self._log_late("join", partition, self.joins[partition].task.stage.counts["late"])
 
     # -- the monitors -----------------------------------------------------------------------
 
@@ -200,6 +202,7 @@ class FaustRuntime:
             await self._flush()
             for partition in groups:
                 self.monitor_table.store(partition, self.monitors[partition])
+                self._log_late("monitor", partition, self.monitors[partition].task.late)
 
     def _monitor(self, partition: int) -> Checkpoint:
         state = self.monitors.get(partition)
@@ -213,6 +216,18 @@ class FaustRuntime:
     async def _send_outputs(self, output: MonitorOutput) -> None:
         for alert in output.alerts:
             await self._send(self.alerts, alert.model.encode(), encode(alert))
+
+    def _log_late(self, stage: str, partition: int, late: int) -> None:
+        """Warn when a task has seen more events later than ``pipeline.lateness_ms``: they are
+        monitored out of event-time order, so alerts may differ from a replay's."""
+        if late > self.late.get((stage, partition), 0):
+            self.late[stage, partition] = late
+            log.warning(
+                "%s/%d: %d events so far arrived later than pipeline.lateness_ms",
+                stage,
+                partition,
+                late,
+            )
 
     # -- idleness, the end of a run, rebalances ---------------------------------------------
 
@@ -249,6 +264,12 @@ class FaustRuntime:
         if not all(state.task.drained for state in self.joins.values()):
             return
         async with self.monitor_lock:
+            joined = self.joined.get_topic_name()
+            for tp in app.consumer.assignment():
+                if tp.topic == joined:
+                    self._monitor(tp.partition)
+            if not all(state.task.caught_up for state in self.monitors.values()):
+                return  # the joins' last items are on their way to the monitors
             for state in self.monitors.values():
                 await self._send_outputs(state.task.drain())
             await self._flush()

@@ -270,12 +270,15 @@ class Session:
         return drained
 
     def _finished(self, now: float) -> bool:
-        """With ``exit_when_idle``: nothing read for that long, all joins drained: finish."""
+        """With ``exit_when_idle``: nothing read for that long, all joins drained and every
+        monitor has read all they sent: finish."""
         wait = self.run_settings.exit_when_idle
         if wait is None or not self.assigned_once or now - self.last_activity < wait:
             return False
         if self.txn.open or not all(task.drained for task in self.joins.values()):
             return False
+        if not all(task.caught_up for task in self.monitors.values()):
+            return False  # the joins' last items are on their way to the monitors
         self.txn.start()
         for partition, task in self.monitors.items():
             self._send_outputs(task.drain())

@@ -215,5 +215,11 @@ class MonitorTask:
         return MonitorOutput(alerts, releases)
 
     @property
+    def caught_up(self) -> bool:
+        """Whether every join partition has reported itself drained: all it sent has been
+        pushed here, so :meth:`drain` may run without making a later item late."""
+        return self.merge.drained
+
+    @property
     def late(self) -> int:
         return self.merge.counts["late"] + self.stage.counts["late"]

@@ -53,6 +53,11 @@ class FaustProcess(WorkerProcess):
                 cwd=ROOT,
             )
 
+    def finish(self, timeout: float = 120) -> str:
+        out = super().finish(timeout)
+        assert "later than pipeline.lateness_ms" not in out, "an event was monitored out of order"
+        return out
+
 
 def faust_settings(base: Settings) -> Settings:
     """The runtime tests' settings, with records big enough for a whole checkpoint."""

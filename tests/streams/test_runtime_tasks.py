@@ -175,8 +175,31 @@ def test_merge_waits_for_every_source_and_skips_drained_ones() -> None:
     assert merge.pop_ready() == ["late"] and merge.counts["late"] == 1
     merge.progress(Progress(1, 12, drained=True))
     assert merge.pop_ready() == []  # source 0 is at 20
+    assert not merge.drained
     merge.progress(Progress(0, 20, drained=True))
     assert merge.pop_ready() == ["d30"]
+    assert merge.drained
+    merge.progress(Progress(1, 40))  # source 1 has more
+    assert not merge.drained
+
+
+def test_a_monitor_task_is_caught_up_once_every_join_has_drained() -> None:
+    predictions, _ = _events()
+    joins = [JoinTask(p, SPEC) for p in range(2)]
+    task = MonitorTask(0, SPEC, 2)
+
+    def sent(join: JoinTask, items: list[Sequenced]) -> list[Sequenced | Progress]:
+        mark = join.progress()
+        assert mark is not None
+        return [*items, mark]
+
+    for join in joins:
+        task.push(sent(join, join.push(predictions[join.partition :: 2][:300], [])))
+    assert not task.caught_up
+    task.push(sent(joins[0], joins[0].drain()))
+    assert not task.caught_up  # join 1 still holds items
+    task.push(sent(joins[1], joins[1].drain()))
+    assert task.caught_up
 
 
 def test_join_task_progress_is_sent_once_per_change() -> None:
