@@ -22,10 +22,14 @@ Retraining is left out: model versions are published by ``driftline run`` only.
 and joined topics; :mod:`driftline.streams.faust_state`) hold one checkpoint per task: the task,
 the input offsets it covers and its ``driftline-seq`` counters, sealed by
 :mod:`driftline.checkpoint` (signed with ``settings.state.key``, verified before it is
-unpickled). A task is checkpointed at the end of every batch, after its outputs were delivered
-and before faust acks the batch's events, so the offsets faust commits (it flushes the producer
-first) never pass a checkpoint; a checkpoint may be newer than the committed offsets, so a
-restored task skips the records below its offsets.
+unpickled). A task is checkpointed at the end of every batch, before faust acks the batch's
+events, so the offsets faust commits (it flushes the producer first) never pass a checkpoint; a
+checkpoint may be newer than the committed offsets, so a restored task skips the records below
+its offsets. A monitor task's checkpoint follows the delivery of its alerts. A join task's
+checkpoint is written *ahead* of its outputs: it holds the batch's numbered items and progress
+markers, delivered to the changelog before they are sent, and a restored task sends them again.
+So an item's number always stands for the same item, even when an event came later than the
+lateness and a replay of the input would have put it elsewhere.
 
 **Guarantee: at least once.** After a crash or a rebalance a task restarts from its last
 checkpoint and processes again what came after it: alerts, dead letters and joined items
@@ -118,7 +122,7 @@ class FaustRuntime:
             groups: dict[int, tuple[list[FaustRecord], list[FaustRecord]]] = {}
             for event in events:
                 m = event.message
-                state = self._join(m.partition)
+                state = await self._join(m.partition)
                 if m.offset < state.offsets.get(m.topic, 0):
                     continue  # processed before the checkpoint was written
                 state.offsets[m.topic] = m.offset + 1
@@ -136,39 +140,43 @@ class FaustRuntime:
                 await self._dead_letters(dead + dead_ys)
                 state.task.add(preds, ys)
                 frontier = self.alignment.frontier(state.task, self._positions())
-                await self._send_items(
-                    state, state.task.release(None if frontier is None else frontier[0])
-                )
+                number(state, state.task.release(None if frontier is None else frontier[0]))
             await self._commit_joins(list(groups))
 
-    def _join(self, partition: int) -> Checkpoint:
+    async def _join(self, partition: int) -> Checkpoint:
         state = self.joins.get(partition)
         if state is None:
             state = self.join_table.restore(partition, lambda: JoinTask(partition, self.spec))
             self.joins[partition], self.last_input[partition] = state, time.monotonic()
+            if state.pending:  # the outputs of its last batch may not all have gone out
+                await self._send_pending(state)
         return state
 
     def _positions(self) -> dict[tuple[str, int], int]:
         return {(t, p): o for p, s in self.joins.items() for t, o in s.offsets.items()}
 
-    async def _send_items(self, state: Checkpoint, items: list[Sequenced]) -> None:
-        source = state.task.partition
-        for item in items:
-            n = state.seq[source] = state.seq.get(source, 0) + 1
-            header = [(SEQ_HEADER, f"{source}:{n}".encode())]
-            await self._send(self.joined, item.model.encode(), encode_internal(item), header=header)
-
     async def _commit_joins(self, partitions: list[int]) -> None:
-        """Progress markers, delivery of everything sent, then the checkpoints."""
+        """Write ahead: the checkpoints with the numbered items and progress markers they
+        release (delivered), then those outputs (delivered)."""
+        stored = []
         for partition in partitions:
-            mark = self.joins[partition].task.progress()
+            state = self.joins[partition]
+            mark = state.task.progress()
             if mark is not None:
-                for target in range(self.outputs):
-                    await self._send(self.joined, None, encode_internal(mark), partition=target)
-        await self._flush()
+                value = encode_internal(mark)
+                state.pending += [(None, value, target, None) for target in range(self.outputs)]
+            stored.append(self.join_table.store(partition, state))
+            self._log_late("join", partition, state.task.stage.counts["late"])
+        await asyncio.gather(*stored)
         for partition in partitions:
-            self.join_table.store(partition, self.joins[partition])
-            self._log_late("join", partition, self.joins[partition].task.stage.counts["late"])
+            await self._send_pending(self.joins[partition])
+
+    async def _send_pending(self, state: Checkpoint) -> None:
+        for key, value, partition, seq in state.pending:
+            header = None if seq is None else [(SEQ_HEADER, seq)]
+            await self._send(self.joined, key, value, partition=partition, header=header)
+        await self._flush()
+        state.pending = []
 
     # -- the monitors -----------------------------------------------------------------------
 
@@ -244,17 +252,17 @@ class FaustRuntime:
         async with self.join_lock:
             for tp in app.consumer.assignment():  # a partition without records reports too
                 if tp.topic == self.names[0]:
-                    self._join(tp.partition)
+                    await self._join(tp.partition)
             now, changed = time.monotonic(), []
             for partition, state in self.joins.items():
                 task, positions = state.task, self._positions()
                 if task.held and self.alignment.frontier(task, positions) is None:
-                    await self._send_items(state, task.release())  # caught up
+                    number(state, task.release())  # caught up
                     changed.append(partition)
                 if task.drained or now - self.last_input.get(partition, now) < idle:
                     continue
                 if not any(self.alignment.unread(t, partition, positions) for t in self.names):
-                    await self._send_items(state, task.drain())
+                    number(state, task.drain())
                     changed.append(partition)
             if changed:
                 await self._commit_joins(sorted(set(changed)))
@@ -315,6 +323,16 @@ class FaustRuntime:
         for letter in letters:
             key = base64.b64decode(letter.key_b64) if letter.key_b64 is not None else None
             await self._send(self.deadletter, key, encode(letter))
+
+
+def number(state: Checkpoint, items: list[Sequenced]) -> None:
+    """Number a join task's items (header ``driftline-seq``) and add them to its pending
+    outputs, to be checkpointed before they are sent."""
+    source = state.task.partition
+    for item in items:
+        n = state.seq[source] = state.seq.get(source, 0) + 1
+        seq = f"{source}:{n}".encode()
+        state.pending.append((item.model.encode(), encode_internal(item), None, seq))
 
 
 def _check_plaintext(settings: Settings) -> None:

@@ -17,7 +17,7 @@ import logging
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import faust
 from faust.types import TP
@@ -42,15 +42,20 @@ SEQ_HEADER = "driftline-seq"
 log = logging.getLogger("driftline.faust")
 
 
+#: An output of a join task: record key, value, partition (None: by key), ``driftline-seq``.
+Pending: TypeAlias = tuple["bytes | None", bytes, "int | None", "bytes | None"]
+
+
 @dataclass
 class Checkpoint:
     """A task, the next input offset it has not processed (by topic), and its item counters:
     a join task's ``{partition: items emitted}``, a monitor task's ``{join partition: last
-    item seen}``."""
+    item seen}``; a join task's outputs not yet known to be delivered (``pending``)."""
 
     task: Any
     offsets: dict[str, int] = field(default_factory=dict)
     seq: dict[int, int] = field(default_factory=dict)
+    pending: list[Pending] = field(default_factory=list)
 
 
 class CheckpointTable:
@@ -75,11 +80,12 @@ class CheckpointTable:
             f"{stage}-state", partitions=partitions, changelog_topic=changelog, schema=schema
         )
 
-    def store(self, partition: int, state: Checkpoint) -> None:
-        """Write a task's checkpoint (to the table and its changelog partition)."""
+    def store(self, partition: int, state: Checkpoint) -> Any:
+        """Write a task's checkpoint (to the table and its changelog partition); a future
+        done once the changelog record is delivered."""
         key, value = state_key(self.stage, partition), seal(dumps(state), self.key)
         self.table.data[key] = value
-        self.table.send_changelog(partition, key, value)
+        return self.table.send_changelog(partition, key, value)
 
     def restore(self, partition: int, new: Callable[[], Any]) -> Checkpoint:
         """The task's last checkpoint, or ``new()`` with no offsets if it has none."""
@@ -101,6 +107,8 @@ class CheckpointTable:
             or getattr(task, "partition", -1) != partition
         ):
             raise StateError(f"{name} holds another task; refusing it")
+        if not hasattr(state, "pending"):  # a checkpoint written before write-ahead
+            state.pending = []
         log.info("restored %s/%d at offsets %s", self.stage, partition, state.offsets)
         return cast(Checkpoint, state)
 
@@ -108,8 +116,9 @@ class CheckpointTable:
 def first_time(state: Checkpoint, message: Any, item: Sequenced | Progress) -> bool:
     """Whether a monitor task sees an item for the first time, counting it if so.
 
-    A join task numbers the items it sends; restored from a checkpoint, it sends the items
-    after it again, with the same numbers (its output is a function of its input).
+    A join task numbers the items it sends and checkpoints them before sending them; restored,
+    it sends its checkpoint's items again, with the same numbers, and numbers the next ones
+    after them: a number never stands for two items.
     """
     if not isinstance(item, Sequenced):
         return True
