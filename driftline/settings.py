@@ -159,7 +159,9 @@ class RunSettings(_Section):
     transaction, every ``commit_interval_ms`` (or less often while checkpoints are big, so that
     committing takes at most a fifth of the time). A join partition with no input for ``idle_ms``
     releases everything it holds and stops holding the monitors back. ``exit_when_idle``
-    (seconds): flush and exit after that long without records (tests, backfills).
+    (seconds): flush and exit after that long without records, once every join partition
+    (this worker's or another's) has released all it held to this worker's monitors (tests,
+    backfills).
     ``instance_id``: a name unique to the worker and stable across its restarts (a pod name);
     it makes a restarted worker abort its predecessor's open transaction at once, instead of
     after ``transaction_timeout_ms``.
