@@ -54,10 +54,12 @@ __all__ = [
     "decode",
     "decode_batch",
     "decode_internal",
+    "decode_internal_many",
     "decode_or_dead_letter",
     "decoder",
     "encode",
     "encode_internal",
+    "encode_joined",
     "load_schema",
     "validate",
 ]
@@ -343,15 +345,49 @@ def encode_internal(item: Sequenced | Progress | ModelVersion) -> bytes:
     """
     sequenced, _, _ = _internal_types()
     if isinstance(item, sequenced):
-        event = item.item
-        if isinstance(event, Prediction):
-            doc: Any = (item.ts, item.key, _prediction_values(event))
-        else:
-            doc = (item.ts, item.key, _prediction_values(event[0]), _label_values(event[1]))
-        return orjson.dumps(doc, default=_plain)
+        return orjson.dumps(_item_doc(item), default=_plain)
     if isinstance(item, ModelVersion):
         return orjson.dumps({"adopt": item}, default=_plain)
     return orjson.dumps(item)
+
+
+def encode_joined(items: Sequence[Sequenced]) -> bytes:
+    """Several joined items in one internal record (``driftline run`` sends a model's items of
+    a batch together); :func:`decode_internal_many` reads it.
+
+    >>> from driftline.pipeline import Sequenced
+    >>> event = Prediction("e5", "m", {"x": 1.5}, 1, ts=5)
+    >>> items = [Sequenced(5, "p/e5", event), Sequenced(6, "y/e5", (event, Label("e5", "m", 1)))]
+    >>> decode_internal_many(encode_joined(items)) == items
+    True
+    """
+    return orjson.dumps([_item_doc(item) for item in items], default=_plain)
+
+
+def _item_doc(item: Sequenced) -> tuple[Any, ...]:
+    event = item.item
+    if isinstance(event, Prediction):
+        return (item.ts, item.key, _prediction_values(event))
+    return (item.ts, item.key, _prediction_values(event[0]), _label_values(event[1]))
+
+
+def decode_internal_many(data: bytes | None) -> list[Sequenced | Progress | ModelVersion]:
+    """What an internal record holds, as a list: the items of :func:`encode_joined`, or the one
+    record of :func:`encode_internal`; ``DecodeError`` if it is not an internal record."""
+    if data is None or data[:2] != b"[[":
+        return [decode_internal(data)]
+    try:
+        docs = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(data, exc) from None
+    try:
+        return [_joined_item(doc) for doc in docs]
+    except (TypeError, KeyError, ValueError) as exc:
+        raise DecodeError(
+            f"not a driftline internal record ({type(exc).__name__}: {exc}); "
+            "only driftline should write to the internal topics",
+            reason="schema",
+        ) from None
 
 
 def decode_internal(data: bytes | None) -> Sequenced | Progress | ModelVersion:

@@ -333,8 +333,11 @@ def test_fast_constructor_makes_the_constructors_objects_or_declines() -> None:
 def test_joined_items_round_trip(prediction: Prediction, label: Any, ts: int) -> None:
     from driftline.pipeline import Sequenced
 
-    for item in (Sequenced(ts, "p/x", prediction), Sequenced(ts, "y/x", (prediction, label))):
+    items = [Sequenced(ts, "p/x", prediction), Sequenced(ts, "y/x", (prediction, label))]
+    for item in items:
         assert codec.decode_internal(codec.encode_internal(item)) == item
+        assert codec.decode_internal_many(codec.encode_internal(item)) == [item]
+    assert codec.decode_internal_many(codec.encode_joined(items)) == items
 
 
 def test_joined_items_of_the_earlier_object_form_are_still_read() -> None:
@@ -366,3 +369,19 @@ def test_joined_items_of_the_earlier_object_form_are_still_read() -> None:
 def test_malformed_internal_records_are_decode_errors(value: bytes) -> None:
     with pytest.raises(DecodeError, match="not a driftline internal record"):
         codec.decode_internal(value)
+    with pytest.raises(DecodeError, match="not a driftline internal record"):
+        codec.decode_internal_many(value)
+    if value.startswith(b"["):  # the same, as one of several joined items
+        good = b'[1, "k", ["e", "m", {}, 1, null, 5, null, null]]'
+        with pytest.raises(DecodeError, match="not a driftline internal record"):
+            codec.decode_internal_many(b"[" + good + b"," + value + b"]")
+
+
+def test_a_truncated_record_of_joined_items_is_a_decode_error() -> None:
+    from driftline.pipeline import Sequenced
+
+    item = Sequenced(5, "p/e1", Prediction("e1", "m", {"x": 1.5}, 1, ts=5))
+    value = codec.encode_joined([item, item])
+    assert value.startswith(b"[[")
+    with pytest.raises(DecodeError):
+        codec.decode_internal_many(value[:-3])

@@ -131,7 +131,6 @@ class _Clock(Observer):
         self.joined_topic = joined_topic
         self.assigned: float | None = None
         self.last_joined: float | None = None
-        self.joined = 0
         self.latencies: list[float] = []
 
     def rebalance(self, assigned: int) -> None:
@@ -140,7 +139,6 @@ class _Clock(Observer):
 
     def records_in(self, topic: str, count: int) -> None:
         if topic == self.joined_topic:
-            self.joined += count
             self.last_joined = time.time()
 
     def processing_latency(self, seconds: float) -> None:
@@ -157,7 +155,7 @@ def worker(settings: Settings) -> dict[str, float]:
     return {
         "assigned": clock.assigned or float("nan"),
         "last_joined": clock.last_joined or float("nan"),
-        "joined": float(clock.joined),
+        "joined": float(report.counts["joined_items"]),
         "rss_mb": _rss_mb(),
         "alerts": float(report.counts["alerts"]),
         "restarts": float(report.counts["restarts"]),
@@ -166,10 +164,10 @@ def worker(settings: Settings) -> dict[str, float]:
 
 def throughput(runs: list[dict[str, float]], n: int, partitions: int) -> dict[str, float]:
     """Events/s of workers over ``n`` events: from the first assignment to the last commit
-    that monitored joined records (a prediction item, an outcome and progress markers)."""
+    that monitored joined records (each event is two items: its prediction and its outcome)."""
     joined = sum(r["joined"] for r in runs)
     if joined < 2 * n:
-        raise RuntimeError(f"the workers monitored {joined:.0f} joined records of {2 * n}")
+        raise RuntimeError(f"the workers monitored {joined:.0f} joined items of {2 * n}")
     seconds = max(r["last_joined"] for r in runs) - min(r["assigned"] for r in runs)
     return {
         "events_per_s": n / seconds,

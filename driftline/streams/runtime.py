@@ -6,8 +6,9 @@ One worker process runs both stages of :mod:`driftline.pipeline`, with one consu
 - **join**: the predictions and labels topics, co-partitioned by ``event_id`` (the ``range``
   assignor gives partition *p* of both to the same worker). A :class:`~driftline.streams.tasks.
   JoinTask` per input partition joins labels to predictions and publishes the items it releases
-  to ``<internal_prefix>joined``, keyed by model (Kafka Streams' repartition), plus progress
-  markers (its watermark) to every partition of that topic;
+  to ``<internal_prefix>joined``, keyed by model (Kafka Streams' repartition; a model's items
+  of a batch share records, up to 500 each), plus progress markers (its watermark) to every
+  partition of that topic;
 - **monitor**: the joined topic. A :class:`~driftline.streams.tasks.MonitorTask` per partition
   puts the items of all join partitions back in event-time order (it waits for every join
   partition's watermark, :mod:`driftline.watermark`) and monitors them; each model's state lives

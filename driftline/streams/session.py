@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from driftline.codec import dead_letter, decode_internal, encode, encode_internal
+from driftline.codec import (
+    dead_letter,
+    decode_internal_many,
+    encode,
+    encode_internal,
+    encode_joined,
+)
 from driftline.errors import BrokerError, DecodeError, DriftlineError
 from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
@@ -43,6 +49,10 @@ __all__ = ["Session"]
 
 log = logging.getLogger("driftline.run")
 
+#: Joined items per record of the joined topic: one record per item costs as much to produce,
+#: read and commit as the item itself.
+JOINED_BATCH = 500
+
 
 class Session:
     """Runs until the worker stops, ``exit_when_idle`` is met, or it raises ``Restart``."""
@@ -50,6 +60,7 @@ class Session:
     def __init__(self, worker: Worker, topology: Topology) -> None:
         self.worker, self.topology, self.run_settings = worker, topology, worker.settings.run
         self.max_bytes = worker.settings.codec.max_event_bytes
+        self.record_bytes = worker.settings.topics.max_message_bytes - 4096  # key, headers
         producer = worker.producer()
         timeout = self.run_settings.transaction_timeout_ms / 1000
         try:
@@ -182,31 +193,47 @@ class Session:
         self.dirty.add(("join", partition))
 
     def _send_items(self, items: list[Sequenced]) -> None:
-        joined = self.topology.joined
+        """A model's items go together, in records of up to ``JOINED_BATCH`` items (fewer
+        when they would pass the record size limit)."""
+        by_model: dict[str, list[Sequenced]] = {}
         for item in items:
-            self.txn.produce(joined, encode_internal(item), item.model.encode())
+            by_model.setdefault(item.model, []).append(item)
             if isinstance(item.item, tuple):
                 prediction, label = item.item
                 if prediction.ts is not None and label.ts is not None:
                     self.delays.append((label.ts - prediction.ts) / 1000)
+        for model, group in by_model.items():
+            for start in range(0, len(group), JOINED_BATCH):
+                self._send_joined(model.encode(), group[start : start + JOINED_BATCH])
+
+    def _send_joined(self, key: bytes, items: list[Sequenced]) -> None:
+        value = encode_joined(items)
+        if len(value) > self.record_bytes and len(items) > 1:
+            half = len(items) // 2
+            self._send_joined(key, items[:half])
+            self._send_joined(key, items[half:])
+        else:
+            self.txn.produce(self.topology.joined, value, key)
 
     def _monitor(self, partition: int, records: list[Message], now_ms: int) -> None:
         task = self.monitors[partition]
         items: list[Sequenced | Progress | Adoption] = []
         for record in records:
             try:
-                item = decode_internal(record.value())
+                decoded = decode_internal_many(record.value())
             except DecodeError as exc:
                 origin = origin_of(record)
                 self._dead_letters([dead_letter(exc, record.value(), origin, now_ms=now_ms)])
                 continue
-            if isinstance(item, ModelVersion):
-                adoption = self._adoption(item)
-                if adoption is not None:
-                    items.append(adoption)
-            else:
-                items.append(item)
+            for item in decoded:
+                if isinstance(item, ModelVersion):
+                    adoption = self._adoption(item)
+                    if adoption is not None:
+                        items.append(adoption)
+                else:
+                    items.append(item)
         self.read["joined"] += len(records)
+        self.read["joined_items"] += sum(not isinstance(i, (Progress, Adoption)) for i in items)
         self._send_outputs(task.push(items))
         self.dirty.add(("monitor", partition))
 

@@ -26,7 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartitio
 from prometheus_client import CollectorRegistry
 
 from driftline.cli import main
-from driftline.codec import decode, decode_internal, encode
+from driftline.codec import decode, decode_internal_many, encode
 from driftline.datasets import drifting_stream
 from driftline.errors import BrokerError, StateError
 from driftline.events import Alert, Label, Prediction
@@ -235,7 +235,7 @@ def read_alerts(settings: Settings) -> list[Alert]:
 def joined_items(settings: Settings, isolation: str = "read_committed") -> Counter[str]:
     """How many times each item key (``p/<id>``, ``y/<id>``) is in the joined topic."""
     records = read_topic(settings, settings.topics.internal_prefix + "joined", isolation)
-    items = [decode_internal(r.value()) for r in records]
+    items = [i for r in records for i in decode_internal_many(r.value())]
     return Counter(i.key for i in items if isinstance(i, Sequenced))
 
 
