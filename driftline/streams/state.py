@@ -282,6 +282,11 @@ def restore(
     positions: dict[tuple[str, int], int] = {}
     found: dict[tuple[str, int], Location] = {}
     for tp in consumer.committed(partitions, timeout=30) if partitions else []:
+        if tp.error is not None:  # not "nothing committed": restoring afresh would redo it all
+            raise BrokerError(
+                f"the committed offset of {tp.topic}[{tp.partition}] could not be read: "
+                f"{tp.error.str()}"
+            )
         if tp.offset >= 0:
             positions[(tp.topic, tp.partition)] = tp.offset
         where = Location.parse(tp.metadata)

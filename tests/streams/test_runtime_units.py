@@ -7,14 +7,17 @@ import pickle
 import socket
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from driftline.cli import main
 from driftline.codec import decode
 from driftline.datasets import drifting_stream
-from driftline.errors import ConfigError
+from driftline.errors import BrokerError, ConfigError
 from driftline.events import Alert, ModelVersion
 from driftline.models import RetrainSpec, RetrainStage, load_verified
 from driftline.pipeline import JoinStage, PipelineSpec
@@ -22,9 +25,9 @@ from driftline.settings import MetricsSettings, ModelsSettings, Settings
 from driftline.streams.artifacts import LocalArtifactStore, fetch
 from driftline.streams.metrics import PrometheusObserver, serve_metrics
 from driftline.streams.retrain import Retraining
-from driftline.streams.runtime import Worker
-from driftline.streams.state import Location
-from driftline.streams.tasks import MonitorTask
+from driftline.streams.runtime import Topology, Worker
+from driftline.streams.state import Location, restore
+from driftline.streams.tasks import JoinTask, MonitorTask
 
 MODELS_KEY = "models-key-for-tests-0123456789abcdef"
 STATE = {"key": "state-key-for-tests-0123456789abcdef"}
@@ -149,3 +152,27 @@ def test_versions_go_to_both_registry_topics_inline_or_by_reference(
     assert (events[0].artifact_uri is None) == inline
     data = fetch(events[0], LocalArtifactStore(tmp_path / "store"))
     load_verified(events[0], data, b"k" * 32)
+
+
+def test_restore_refuses_a_committed_offset_it_could_not_read() -> None:
+    """A per-partition error from the broker is not "nothing committed": starting those tasks
+    afresh would monitor (and retrain on) the whole topic again."""
+    topology = Topology("p", "y", "j", "s", "a", "d", 1, 1, 1)
+    assigned = [TopicPartition(t, 0) for t in ("p", "y", "j")]
+
+    def consumer(error: KafkaError | None) -> Any:
+        committed = [
+            SimpleNamespace(topic=t, partition=0, offset=7, metadata=None, error=error)
+            for t in ("p", "y", "j")
+        ]
+        return SimpleNamespace(committed=lambda partitions, timeout: committed)
+
+    unstable = KafkaError(KafkaError.UNSTABLE_OFFSET_COMMIT)
+    no_reader: Any = None  # nothing to read: no checkpoint locations
+    with pytest.raises(BrokerError, match=r"committed offset of p\[0\] could not be read"):
+        restore(consumer(unstable), no_reader, assigned, topology, PipelineSpec())
+    joins, monitors, positions = restore(
+        consumer(None), no_reader, assigned, topology, PipelineSpec()
+    )
+    assert isinstance(joins[0], JoinTask) and isinstance(monitors[0], MonitorTask)
+    assert positions == {("p", 0): 7, ("y", 0): 7, ("j", 0): 7}
