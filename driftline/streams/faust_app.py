@@ -148,6 +148,7 @@ class FaustRuntime:
         if state is None:
             state = self.join_table.restore(partition, lambda: JoinTask(partition, self.spec))
             self.joins[partition], self.last_input[partition] = state, time.monotonic()
+            self.late["join", partition] = state.task.stage.counts["late"]  # warned already
             if state.pending:  # the outputs of its last batch may not all have gone out
                 await self._send_pending(state)
         return state
@@ -217,6 +218,7 @@ class FaustRuntime:
         if state is None:
             new = lambda: MonitorTask(partition, self.spec, self.inputs)  # noqa: E731
             state = self.monitors[partition] = self.monitor_table.restore(partition, new)
+            self.late["monitor", partition] = state.task.late  # warned about already
             state.task.resize(self.inputs)
             state.task.retrain = None
         return state

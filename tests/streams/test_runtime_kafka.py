@@ -156,8 +156,10 @@ def publish_slowly(
     settings: Settings, predictions: list[Prediction], labels: list[Label], seconds: float
 ) -> threading.Thread:
     """Publish in a thread, spread over ``seconds`` (a live stream): 160 bursts, each spanning
-    less event time than half the lateness, as a live stream's topics are never further apart
-    (a burst's labels may reach the broker after its predictions)."""
+    less event time than half the lateness and delivered before the next, so that the topics
+    are never further apart than that, as in a live stream (a burst's labels may still reach
+    the broker after its predictions; a producer left to queue bursts on a loaded machine
+    would drift them apart by more than the lateness)."""
 
     def work() -> None:
         producer = clients.producer(settings.kafka)
@@ -171,7 +173,7 @@ def publish_slowly(
                     else settings.topics.labels
                 )
                 producer.produce(topic, key=event.event_id.encode(), value=encode(event))
-            producer.poll(0)
+            assert producer.flush(30) == 0  # delivered before the next burst is produced
             time.sleep(seconds / 160)
         for value in MALFORMED:
             producer.produce(settings.topics.predictions, key=b"bad", value=value)
