@@ -376,18 +376,11 @@ def decode_internal_many(data: bytes | None) -> list[Sequenced | Progress | Mode
     record of :func:`encode_internal`; ``DecodeError`` if it is not an internal record."""
     if data is None or data[:2] != b"[[":
         return [decode_internal(data)]
-    try:
-        docs = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise _json_error(data, exc) from None
+    docs = _internal_json(data)
     try:
         return [_joined_item(doc) for doc in docs]
     except (TypeError, KeyError, ValueError) as exc:
-        raise DecodeError(
-            f"not a driftline internal record ({type(exc).__name__}: {exc}); "
-            "only driftline should write to the internal topics",
-            reason="schema",
-        ) from None
+        raise _not_internal(exc) from None
 
 
 def decode_internal(data: bytes | None) -> Sequenced | Progress | ModelVersion:
@@ -395,20 +388,28 @@ def decode_internal(data: bytes | None) -> Sequenced | Progress | ModelVersion:
     not an internal record."""
     if data is None:
         raise DecodeError("internal record has no value (a tombstone)", reason="tombstone")
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise _json_error(data, exc) from None
+    doc = _internal_json(data)
     try:
         if type(doc) is list:
             return _joined_item(doc)
         return _internal_object(doc)
     except (TypeError, KeyError, ValueError) as exc:
-        raise DecodeError(
-            f"not a driftline internal record ({type(exc).__name__}: {exc}); "
-            "only driftline should write to the internal topics",
-            reason="schema",
-        ) from None
+        raise _not_internal(exc) from None
+
+
+def _internal_json(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(data, exc) from None
+
+
+def _not_internal(exc: Exception) -> DecodeError:
+    return DecodeError(
+        f"not a driftline internal record ({type(exc).__name__}: {exc}); "
+        "only driftline should write to the internal topics",
+        reason="schema",
+    )
 
 
 def _joined_item(doc: list[Any]) -> Sequenced:
