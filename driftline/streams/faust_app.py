@@ -150,7 +150,7 @@ class FaustRuntime:
             self.joins[partition], self.last_input[partition] = state, time.monotonic()
             self.late["join", partition] = state.task.stage.counts["late"]  # warned already
             if state.pending:  # the outputs of its last batch may not all have gone out
-                await self._send_pending(state)
+                await self._send_pending([state])
         return state
 
     def _positions(self) -> dict[tuple[str, int], int]:
@@ -169,15 +169,17 @@ class FaustRuntime:
             stored.append(self.join_table.store(partition, state))
             self._log_late("join", partition, state.task.stage.counts["late"])
         await asyncio.gather(*stored)
-        for partition in partitions:
-            await self._send_pending(self.joins[partition])
+        await self._send_pending([self.joins[partition] for partition in partitions])
 
-    async def _send_pending(self, state: Checkpoint) -> None:
-        for key, value, partition, seq in state.pending:
-            header = None if seq is None else [(SEQ_HEADER, seq)]
-            await self._send(self.joined, key, value, partition=partition, header=header)
+    async def _send_pending(self, states: list[Checkpoint]) -> None:
+        """Send the join tasks' pending outputs, and wait until all are delivered."""
+        for state in states:
+            for key, value, partition, seq in state.pending:
+                header = None if seq is None else [(SEQ_HEADER, seq)]
+                await self._send(self.joined, key, value, partition=partition, header=header)
         await self._flush()
-        state.pending = []
+        for state in states:
+            state.pending = []
 
     # -- the monitors -----------------------------------------------------------------------
 
