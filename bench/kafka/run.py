@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import resource
 import threading
 import time
@@ -188,8 +189,11 @@ def latency(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
     running.start()
     reader = clients.consumer(settings.kafka, f"reader-{uuid.uuid4().hex[:8]}")
     reader.subscribe([settings.topics.alerts])
-    stop = threading.Event()
-    publisher = threading.Thread(target=_steady, args=(settings, rate, seconds, stop))
+    # the publisher is a process of its own, as the services that publish are: a thread would
+    # take its share of the worker's interpreter lock
+    spawn = multiprocessing.get_context("spawn")
+    stop, published = spawn.Event(), spawn.Value("q", 0)
+    publisher = spawn.Process(target=_steady, args=(settings, rate, seconds, stop, published))
     time.sleep(5)  # the worker's and the reader's group joins
     publisher.start()
     delays: list[float] = []
@@ -206,6 +210,7 @@ def latency(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
     running_worker.stop()
     running.join(60)
     return {
+        "published_per_s": published.value / seconds,
         "alerts": float(len(delays)),
         "alert_p50_s": _percentile(delays, 50),
         "alert_p99_s": _percentile(delays, 99),
@@ -218,7 +223,7 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def _steady(settings: Settings, rate: int, seconds: float, stop: threading.Event) -> None:
+def _steady(settings: Settings, rate: int, seconds: float, stop: Any, published: Any) -> None:
     """Publish at ``rate`` events/s; each period another feature is shifted by 1 sd (the alert
     policy's cooldown allows one firing alert per feature and hour)."""
     producer = clients.producer(settings.kafka, **{"linger.ms": 1})
@@ -246,3 +251,4 @@ def _steady(settings: Settings, rate: int, seconds: float, stop: threading.Event
         producer.poll(0)
         time.sleep(0.002)
     producer.flush(30)
+    published.value = i

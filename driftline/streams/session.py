@@ -116,10 +116,11 @@ class Session:
                 self._send_items(task.release())
                 self.dirty.add(("join", task.partition))
             if self._drain_idle(now) or (self.txn.open and now - self.txn.started >= interval):
+                started = time.monotonic()
                 self._commit()
                 # big checkpoints: commit less often, so that committing stays under a fifth
                 # of the time (at the price of latency), well within the transaction timeout
-                cost = time.monotonic() - now
+                cost = time.monotonic() - started
                 interval = min(max(base, 4 * cost), self.txn.timeout / 3)
             if self._finished(now):
                 break
