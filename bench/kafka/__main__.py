@@ -84,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         live = run.make_settings(
             args.bootstrap, args.partitions, lateness_ms=200, commit_interval_ms=100
         )
-        latency = _alone(run.latency, live, args.rate, args.latency_seconds)
+        latency = _alone(run.latency, live, args.rate, args.latency_seconds, args.workers)
         print(
-            f"latency at {args.rate:,} events/s: {latency['alerts']:.0f} alerts, "
+            f"latency at {args.rate:,} events/s ({args.workers} worker"
+            f"{'s' if args.workers > 1 else ''}, published at "
+            f"{latency['published_per_s']:,.0f}/s): {latency['alerts']:.0f} alerts, "
             f"p50 {latency['alert_p50_s']:.2f}s, p99 {latency['alert_p99_s']:.2f}s from the "
             f"triggering event to a readable alert; commit p99 {latency['commit_p99_s']:.2f}s"
         )

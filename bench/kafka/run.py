@@ -180,21 +180,22 @@ def throughput(runs: list[dict[str, float]], n: int, partitions: int) -> dict[st
     }
 
 
-def latency(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
-    """Alerts' delay from their triggering event to being readable, at ``rate`` events/s."""
+def latency(settings: Settings, rate: int, seconds: float, workers: int = 1) -> dict[str, float]:
+    """Alerts' delay from their triggering event to being readable, at ``rate`` events/s, with
+    ``workers`` worker processes. The publisher is a process of its own too, as the services
+    that publish are (a thread would take its share of a worker's interpreter lock)."""
     create_topics(settings)
-    clock = _Clock("")
-    running_worker = Worker(settings, clock)
-    running = threading.Thread(target=running_worker.run)
-    running.start()
+    spawn = multiprocessing.get_context("spawn")
+    stop, published, results = spawn.Event(), spawn.Value("q", 0), spawn.Queue()
+    running = [
+        spawn.Process(target=_live_worker, args=(settings, stop, results)) for _ in range(workers)
+    ]
+    for process in running:
+        process.start()
     reader = clients.consumer(settings.kafka, f"reader-{uuid.uuid4().hex[:8]}")
     reader.subscribe([settings.topics.alerts])
-    # the publisher is a process of its own, as the services that publish are: a thread would
-    # take its share of the worker's interpreter lock
-    spawn = multiprocessing.get_context("spawn")
-    stop, published = spawn.Event(), spawn.Value("q", 0)
     publisher = spawn.Process(target=_steady, args=(settings, rate, seconds, stop, published))
-    time.sleep(5)  # the worker's and the reader's group joins
+    time.sleep(8)  # the workers' and the reader's group joins
     publisher.start()
     delays: list[float] = []
     end = time.monotonic() + seconds + 5
@@ -207,16 +208,31 @@ def latency(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
     stop.set()
     publisher.join()
     reader.close()
-    running_worker.stop()
-    running.join(60)
+    finished = [results.get(timeout=120) for _ in running]
+    for process in running:
+        process.join(60)
+    commits = [c for latencies, _ in finished for c in latencies]
     return {
+        "workers": float(workers),
         "published_per_s": published.value / seconds,
         "alerts": float(len(delays)),
         "alert_p50_s": _percentile(delays, 50),
         "alert_p99_s": _percentile(delays, 99),
-        "commit_p99_s": _percentile(clock.latencies, 99),
-        "rss_mb": _rss_mb(),
+        "commit_p99_s": _percentile(commits, 99),
+        "rss_mb": max(rss for _, rss in finished),
     }
+
+
+def _live_worker(settings: Settings, stop: Any, results: Any) -> None:
+    """A worker process until ``stop`` is set: its commits' latencies and its peak RSS."""
+    clock = _Clock("")
+    running_worker = Worker(settings, clock)
+    thread = threading.Thread(target=running_worker.run)
+    thread.start()
+    stop.wait()
+    running_worker.stop()
+    thread.join(60)
+    results.put((clock.latencies, _rss_mb()))
 
 
 def _percentile(values: list[float], q: float) -> float:
