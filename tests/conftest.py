@@ -4,6 +4,12 @@
 2. testcontainers' Kafka module when a Docker engine answers;
 3. the project's local broker (``docker/kafka-local/kafka-local``) when Java is present;
 4. otherwise the test fails, saying how to get a broker. Kafka tests are never skipped.
+
+The ``kafka_sasl_broker`` fixture finds a SASL_PLAINTEXT listener and its credentials:
+``DRIFTLINE_TEST_KAFKA_SASL_BOOTSTRAP`` (with ``DRIFTLINE_TEST_KAFKA_SASL_USERNAME``,
+``_PASSWORD``, ``_MECHANISM``) if set, else the kafka-local broker the session started (its
+listener on port+2, SCRAM-SHA-512, a throwaway user). A broker from ``DRIFTLINE_KAFKA_BOOTSTRAP``
+or testcontainers has no known SASL listener: the SASL tests then fail, saying what to set.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kafka_util import SaslBroker
 
 from driftline.settings import Settings
 
@@ -34,27 +42,53 @@ def _docker_answers() -> bool:
     return probe.returncode == 0
 
 
+@dataclass(frozen=True)
+class SessionBroker:
+    """The session's broker: its PLAINTEXT address, and its SASL listener if one is known."""
+
+    bootstrap: str
+    sasl: SaslBroker | None
+
+
+def _sasl_credentials() -> tuple[str, str]:
+    """The test user: DRIFTLINE_TEST_KAFKA_SASL_*, else kafka-local's (throwaway, not secret)."""
+    user = os.environ.get("KAFKA_LOCAL_SASL_USER", "driftline")
+    password = os.environ.get("KAFKA_LOCAL_SASL_PASSWORD", "driftline-local-only")
+    return (
+        os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_USERNAME", user),
+        os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_PASSWORD", password),
+    )
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """Bootstrap servers of a real Kafka broker for this test session."""
+def kafka_broker() -> Iterator[SessionBroker]:
+    """A real Kafka broker for this test session (see the module docstring)."""
     given = os.environ.get("DRIFTLINE_KAFKA_BOOTSTRAP")
     if given:
-        yield given
+        yield SessionBroker(given, sasl=None)
         return
     if _docker_answers():
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as container:
-            yield container.get_bootstrap_server()
+            yield SessionBroker(container.get_bootstrap_server(), sasl=None)
         return
     if shutil.which("java") is not None:
-        port = os.environ.get("DRIFTLINE_TEST_KAFKA_PORT", "19092")
-        env = {**os.environ, "KAFKA_LOCAL_PORT": port}
+        port = int(os.environ.get("DRIFTLINE_TEST_KAFKA_PORT", "19092"))
+        sasl_port = int(os.environ.get("KAFKA_LOCAL_SASL_PORT", port + 2))
+        user, password = _sasl_credentials()
+        env = {
+            **os.environ,
+            "KAFKA_LOCAL_PORT": str(port),
+            "KAFKA_LOCAL_SASL_USER": user,
+            "KAFKA_LOCAL_SASL_PASSWORD": password,
+        }
         started = subprocess.run([str(KAFKA_LOCAL), "start"], env=env, check=False)
         if started.returncode != 0:
             pytest.fail(f"{KAFKA_LOCAL} start failed (exit {started.returncode}); see its log")
+        sasl = SaslBroker(f"127.0.0.1:{sasl_port}", user, password) if sasl_port else None
         try:
-            yield f"127.0.0.1:{port}"
+            yield SessionBroker(f"127.0.0.1:{port}", sasl)
         finally:
             subprocess.run([str(KAFKA_LOCAL), "stop"], env=env, check=False)
         return
@@ -62,6 +96,32 @@ def kafka_bootstrap() -> Iterator[str]:
         "these tests need a Kafka broker: set DRIFTLINE_KAFKA_BOOTSTRAP=host:port, "
         "start Docker (testcontainers), or install Java 17 and Maven for docker/kafka-local"
     )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: SessionBroker) -> str:
+    """Bootstrap servers of a real Kafka broker for this test session."""
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl_broker(request: pytest.FixtureRequest) -> SaslBroker:
+    """A SASL listener (SCRAM-SHA-512 unless told otherwise) and its user (module docstring)."""
+    given = os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_BOOTSTRAP")
+    if given:
+        mechanism = os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+        return SaslBroker(given, *_sasl_credentials(), mechanism)
+    broker: SessionBroker = request.getfixturevalue("kafka_broker")
+    if broker.sasl is None:
+        pytest.fail(
+            f"the SASL tests need a SASL_PLAINTEXT listener, and the broker at {broker.bootstrap} "
+            "(DRIFTLINE_KAFKA_BOOTSTRAP, testcontainers, or KAFKA_LOCAL_SASL_PORT=0) has none "
+            "known: set DRIFTLINE_TEST_KAFKA_SASL_BOOTSTRAP=host:port (kafka-local's is its port "
+            "+ 2) and, unless they are kafka-local's defaults (driftline, driftline-local-only, "
+            "SCRAM-SHA-512), DRIFTLINE_TEST_KAFKA_SASL_USERNAME, _PASSWORD and _MECHANISM; or "
+            "unset DRIFTLINE_KAFKA_BOOTSTRAP so that the tests start kafka-local themselves"
+        )
+    return broker.sasl
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
@@ -26,3 +27,28 @@ def read_all(kafka: KafkaSettings, topic: str, count: int, timeout: float = 60.0
     finally:
         consumer.close()
     return out
+
+
+@dataclass(frozen=True)
+class SaslBroker:
+    """A SASL_PLAINTEXT listener and the credentials it accepts."""
+
+    bootstrap: str
+    username: str
+    password: str
+    mechanism: str = "SCRAM-SHA-512"
+
+    def kafka(self, **changes: str) -> dict[str, str]:
+        """Its ``[kafka]`` settings, for ``Settings.load(kafka=...)``."""
+        return {
+            "bootstrap": self.bootstrap,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": self.mechanism,
+            "sasl_username": self.username,
+            "sasl_password": self.password,
+            **changes,
+        }
+
+    def env(self, **changes: str) -> dict[str, str]:
+        """The same as ``DRIFTLINE_KAFKA_*`` variables, for a ``driftline`` subprocess."""
+        return {f"DRIFTLINE_KAFKA_{k.upper()}": v for k, v in self.kafka(**changes).items()}

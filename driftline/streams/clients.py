@@ -1,23 +1,28 @@
 """Kafka clients built from settings, with librdkafka's own logging routed through ``logging``.
 
 Every confluent-kafka client driftline makes comes from here, so that security settings
-(``settings.kafka``) and the quiet logger apply everywhere.
+(``settings.kafka``) and the quiet logger apply everywhere. Settings librdkafka refuses (SASL
+without a user) are a ``ConfigError``; a broker that refuses the credentials is a
+``BrokerError`` from :func:`check_reachable` within a second or so, not after its timeout.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from driftline.errors import BrokerError
+from driftline.errors import BrokerError, ConfigError
 from driftline.settings import KafkaSettings
 
 __all__ = [
     "admin_client",
+    "authentication_error",
     "check_reachable",
     "consumer",
     "consumer_config",
@@ -30,6 +35,12 @@ __all__ = [
 # at ERROR, so that an unreachable broker gives our one-line error and not a wall of retries.
 _rdkafka_log = logging.getLogger("driftline.rdkafka")
 _rdkafka_log.setLevel(logging.ERROR)
+# check_reachable polls its admin client for the error callback, which also serves that
+# client's log lines (one per retry, saying no more than its error does): it logs nothing.
+_reachability_log = logging.getLogger("driftline.rdkafka.reachability")
+_reachability_log.setLevel(logging.CRITICAL + 1)
+
+C = TypeVar("C", Producer, Consumer, AdminClient)
 
 
 def _base(kafka: KafkaSettings, extra: dict[str, Any]) -> dict[str, Any]:
@@ -57,31 +68,82 @@ def consumer_config(kafka: KafkaSettings, group_id: str, **extra: Any) -> dict[s
     return _base(kafka, {**defaults, **kafka.client, **forced, **extra})
 
 
+def _make(kind: Callable[[dict[str, Any]], C], config: dict[str, Any]) -> C:
+    """The client, or ``ConfigError`` for properties librdkafka refuses (it names them)."""
+    try:
+        return kind(config)
+    except KafkaException as exc:
+        reason = exc.args[0].str() if isinstance(exc.args[0], KafkaError) else str(exc)
+        raise ConfigError(
+            f"invalid Kafka client settings: {reason}; check the DRIFTLINE_KAFKA_* variables "
+            "(or the [kafka] table and its client properties)"
+        ) from None
+
+
 def producer(kafka: KafkaSettings, **extra: Any) -> Producer:
     """A producer; ``extra`` holds librdkafka properties with dots (``{"linger.ms": 5}``)."""
-    return Producer(producer_config(kafka, **extra))
+    return _make(Producer, producer_config(kafka, **extra))
 
 
 def consumer(kafka: KafkaSettings, group_id: str, **extra: Any) -> Consumer:
     """A consumer in ``group_id`` with manual commits (driftline commits after its outputs)."""
-    return Consumer(consumer_config(kafka, group_id, **extra))
+    return _make(Consumer, consumer_config(kafka, group_id, **extra))
 
 
-def admin_client(kafka: KafkaSettings) -> AdminClient:
-    return AdminClient(_base(kafka, {}))
+def admin_client(kafka: KafkaSettings, **extra: Any) -> AdminClient:
+    return _make(AdminClient, _base(kafka, extra))
 
 
 def check_reachable(kafka: KafkaSettings, timeout: float = 10.0) -> AdminClient:
-    """An admin client whose broker answered within ``timeout`` seconds, or ``BrokerError``."""
-    admin = admin_client(kafka)
-    try:
-        admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise BrokerError(
-            f"cannot reach Kafka at {kafka.bootstrap} within {timeout:g}s ({exc.args[0].str()}); "
-            "start a broker (docker/kafka-local/kafka-local start) or set DRIFTLINE_KAFKA_BOOTSTRAP"
-        ) from None
-    return admin
+    """An admin client whose broker answered within ``timeout`` seconds, or ``BrokerError``.
+
+    librdkafka retries a refused authentication until the timeout and reports it only to the
+    error callback, so the metadata is asked for with growing waits (0.5 s, 1 s, 2 s...) and
+    the callback checked in between: wrong credentials fail as soon as the broker says so.
+    """
+    refused: list[KafkaError] = []
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION and not refused:
+            refused.append(error)
+
+    admin = admin_client(kafka, error_cb=on_error, logger=_reachability_log)
+    deadline = time.monotonic() + timeout
+    wait = 0.5
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            admin.list_topics(timeout=max(min(wait, left), 0.001))
+            return admin
+        except KafkaException as exc:
+            admin.poll(0)  # serves the error callback
+            if refused:
+                raise authentication_error(kafka, refused[0]) from None
+            if left <= wait:
+                raise BrokerError(
+                    f"cannot reach Kafka at {kafka.bootstrap} within {timeout:g}s "
+                    f"({exc.args[0].str()}); start a broker "
+                    "(docker/kafka-local/kafka-local start) or set DRIFTLINE_KAFKA_BOOTSTRAP"
+                ) from None
+        wait *= 2
+
+
+def authentication_error(kafka: KafkaSettings, error: KafkaError) -> BrokerError:
+    """The broker refused the SASL handshake: which user, which mechanism, the broker's reason,
+    and the settings to check. The password is never in it."""
+    config = kafka.client_config()  # the user's client properties included
+    # librdkafka's text: "<broker url>: <reason> (after 344ms in state AUTH_REQ)"
+    reason = re.sub(r"^\S+://\S+: | \(after \d+ms in state \w+\)$", "", error.str())
+    password = config.get("sasl.password")
+    if password:
+        reason = reason.replace(password, "***")
+    user = config.get("sasl.username")
+    mechanism = config.get("sasl.mechanism", "GSSAPI")  # librdkafka's default
+    return BrokerError(
+        f"authentication failed for user {user} (SASL {mechanism}) at {kafka.bootstrap}: "
+        f"{reason}; check DRIFTLINE_KAFKA_SASL_USERNAME, DRIFTLINE_KAFKA_SASL_PASSWORD and "
+        "DRIFTLINE_KAFKA_SASL_MECHANISM (or [kafka] in the config file)"
+    )
 
 
 def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 30.0) -> list[Message]:

@@ -36,7 +36,12 @@ checkpoint and processes again what came after it: alerts, dead letters and join
 published since may be published again, never lost. Alert ids are deterministic, so a reader
 that dedups on ``alert_id`` sees each alert once; a monitor task drops the joined items it has
 already seen (by ``driftline-seq``), so repeats upstream do not change what it monitors. A
-checkpoint must fit in one record (``topics.max_message_bytes``). Plaintext brokers only.
+checkpoint must fit in one record (``topics.max_message_bytes``).
+
+**Security.** PLAINTEXT, or SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) over SASL_PLAINTEXT or
+SASL_SSL (``kafka.ssl_ca_location`` or the system's CAs): :func:`broker_credentials` turns
+``settings.kafka`` into faust's (aiokafka's) credentials. SSL without SASL, client
+certificates and ``kafka.client`` properties are for ``driftline run`` only.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import asyncio
 import base64
 import logging
 import signal
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -55,7 +61,7 @@ from driftline.codec import dead_letter, decode_internal, encode, encode_interna
 from driftline.errors import ConfigError, DecodeError
 from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
-from driftline.settings import Settings
+from driftline.settings import KafkaSettings, Settings
 from driftline.streams.collector import WORKER, collections_every
 from driftline.streams.faust_state import (
     SEQ_HEADER,
@@ -339,16 +345,47 @@ def number(state: Checkpoint, items: list[Sequenced]) -> None:
         state.pending.append((item.model.encode(), encode_internal(item), None, seq))
 
 
-def _check_plaintext(settings: Settings) -> None:
-    k = settings.kafka
-    secured = [k.sasl_mechanism, k.sasl_username, k.ssl_ca_location, k.ssl_certificate_location]
-    if k.security_protocol != "PLAINTEXT" or any(v is not None for v in secured):
+FAUST_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def broker_credentials(kafka: KafkaSettings) -> faust.SASLCredentials | None:
+    """faust's credentials for ``kafka`` (``None`` for PLAINTEXT), or ``ConfigError`` saying
+    what faust cannot do and that ``driftline run`` can."""
+    if kafka.ssl_certificate_location is not None or kafka.ssl_key_location is not None:
         raise ConfigError(
-            f"driftline faust connects to PLAINTEXT brokers only (kafka.security_protocol is "
-            f"{k.security_protocol}); use `driftline run` for SASL or SSL"
+            "driftline faust cannot present a client certificate "
+            "(kafka.ssl_certificate_location); use `driftline run` for mutual TLS"
         )
-    if k.client:
-        log.warning("driftline faust ignores kafka.client (librdkafka properties): %s", k.client)
+    if kafka.client:
+        log.warning("driftline faust ignores kafka.client (librdkafka's): %s", kafka.client)
+    protocol = kafka.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        raise ConfigError(
+            "driftline faust connects with PLAINTEXT, SASL_PLAINTEXT or SASL_SSL "
+            "(kafka.security_protocol is SSL); use `driftline run` for SSL without SASL"
+        )
+    if kafka.sasl_mechanism not in FAUST_SASL_MECHANISMS:
+        raise ConfigError(
+            f"driftline faust speaks SASL {', '.join(FAUST_SASL_MECHANISMS)}, not "
+            f"{kafka.sasl_mechanism} (kafka.sasl_mechanism); set DRIFTLINE_KAFKA_SASL_MECHANISM "
+            "or use `driftline run`"
+        )
+    if kafka.sasl_username is None or kafka.sasl_password is None:
+        raise ConfigError(
+            f"{protocol} needs a user and a password: set DRIFTLINE_KAFKA_SASL_USERNAME and "
+            "DRIFTLINE_KAFKA_SASL_PASSWORD (or [kafka] sasl_username and sasl_password)"
+        )
+    context = None
+    if protocol == "SASL_SSL":
+        context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
+    return faust.SASLCredentials(
+        username=kafka.sasl_username,
+        password=kafka.sasl_password.get_secret_value(),
+        mechanism=kafka.sasl_mechanism,
+        ssl_context=context,
+    )
 
 
 def build_app(
@@ -356,11 +393,11 @@ def build_app(
 ) -> Any:
     """The faust app (``faust.App``) of a worker; ``inputs``: partitions of the input topics
     (default ``topics.partitions``); ``finish``: called once ``run.exit_when_idle`` is met."""
-    _check_plaintext(settings)
     run = settings.run
     app: Any = faust.App(
         f"{run.group_id}.faust",
         broker=[f"kafka://{host.strip()}" for host in settings.kafka.bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings.kafka),
         store="memory://",
         web_enabled=False,
         autodiscover=False,
@@ -406,7 +443,7 @@ def run_faust(settings: Settings, loglevel: str = "info") -> None:
     process (faust's worker does). The contract topics must exist; faust creates its own."""
     from driftline.streams.runtime import check_topics
 
-    _check_plaintext(settings)
+    broker_credentials(settings.kafka)  # a settings error before the broker's
     topology = check_topics(settings)  # a one-line error naming the missing topics
     workers: list[Any] = []
 
