@@ -184,9 +184,14 @@ class ModelsSettings(_Section):
     ``key`` signs every model version (HMAC-SHA256) and is checked by every serving process
     before it loads one: a secret of at least 16 characters shared by driftline and the
     services, e.g. from ``openssl rand -hex 32`` (``DRIFTLINE_MODELS_KEY``). ``artifact_dir``:
-    the artifact store for versions over ``max_inline_bytes`` (a folder the services can read).
-    ``enabled``: whether ``driftline run`` retrains (:meth:`retrains`); unset, it does when a
-    key is set. ``driftline replay`` retrains when given ``--models-out``.
+    the artifact store for versions over ``max_inline_bytes``, which the services read too: a
+    folder, or an S3 bucket written ``s3://bucket/optional/prefix`` (``pip install
+    'driftline[s3]'``). For a bucket, ``s3_endpoint_url`` points at an S3-compatible service
+    instead of AWS (MinIO, Ceph, R2...: ``http://minio:9000``) and ``s3_region`` names its
+    region; the credentials are boto3's own (``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance or container role), never a
+    driftline setting. ``enabled``: whether ``driftline run`` retrains (:meth:`retrains`);
+    unset, it does when a key is set. ``driftline replay`` retrains when given ``--models-out``.
     """
 
     enabled: bool | None = None
@@ -206,6 +211,8 @@ class ModelsSettings(_Section):
     max_inline_bytes: int = Field(default=900_000, ge=0)
     seed: int = 0
     artifact_dir: str = "driftline-artifacts"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
 
     def key_bytes(self) -> bytes:
         """The signing key as bytes, or ``ConfigError`` saying how to set it."""
@@ -229,7 +236,8 @@ class ModelsSettings(_Section):
         """The retraining spec from these settings."""
         from driftline.models.spec import RetrainSpec
 
-        return RetrainSpec.from_dict(self.model_dump(exclude={"enabled", "key", "artifact_dir"}))
+        store = {"artifact_dir", "s3_endpoint_url", "s3_region"}
+        return RetrainSpec.from_dict(self.model_dump(exclude={"enabled", "key", *store}))
 
 
 _config_file: ContextVar[Path | None] = ContextVar("driftline_config_file", default=None)

@@ -39,7 +39,7 @@ from driftline.events import ModelVersion
 from driftline.models.artifact import ArtifactError, Release, digest, sign, verify_signature
 from driftline.settings import Settings
 from driftline.streams import clients
-from driftline.streams.artifacts import ArtifactStore, LocalArtifactStore, deliver, fetch
+from driftline.streams.artifacts import ArtifactStore, deliver, fetch, open_store
 
 __all__ = ["ModelRegistry", "history_topic"]
 
@@ -54,9 +54,7 @@ class ModelRegistry:
 
     def __init__(self, settings: Settings, *, store: ArtifactStore | None = None) -> None:
         self.settings = settings
-        self.store = (
-            store if store is not None else LocalArtifactStore(settings.models.artifact_dir)
-        )
+        self.store = store if store is not None else open_store(settings.models)
         self._producer: Any = None
 
     # -- writing ------------------------------------------------------------------------------

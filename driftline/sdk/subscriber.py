@@ -37,7 +37,7 @@ from driftline.models.artifact import ArtifactError, load_verified
 from driftline.sdk._closing import Closing
 from driftline.settings import Settings
 from driftline.streams import clients
-from driftline.streams.artifacts import ArtifactStore, LocalArtifactStore, fetch
+from driftline.streams.artifacts import ArtifactStore, fetch, open_store
 
 __all__ = ["ModelNotReady", "ModelSubscriber"]
 
@@ -48,9 +48,10 @@ Callback = Callable[[ModelVersion, Any], None]
 class ModelSubscriber(Closing):
     """Keeps the newest verified version of ``model`` in memory (see the module docstring).
 
-    ``key`` (default ``settings.models.key``) checks signatures; ``store`` (default: a local
-    store at ``settings.models.artifact_dir``) serves artifacts sent by reference;
-    ``on_update(event, model)`` is called, on the subscriber's thread, after each swap.
+    ``key`` (default ``settings.models.key``) checks signatures; ``store`` (default: the store
+    ``settings.models.artifact_dir`` names, a folder or an S3 bucket) serves artifacts sent by
+    reference; ``on_update(event, model)`` is called, on the subscriber's thread, after each
+    swap.
     ``start=False`` leaves the Kafka thread off: feed records to :meth:`handle` yourself.
     """
 
@@ -67,9 +68,7 @@ class ModelSubscriber(Closing):
         self.settings = settings
         self.model_name = model
         self.key = key if key is not None else settings.models.key_bytes()
-        self.store = (
-            store if store is not None else LocalArtifactStore(settings.models.artifact_dir)
-        )
+        self.store = store if store is not None else open_store(settings.models)
         self.on_update = on_update
         self.refused: Counter[str] = Counter()
         self._lock = threading.Lock()

@@ -6,12 +6,16 @@ the signed ``sha256`` of its model version). :class:`LocalArtifactStore` keeps t
 (``settings.models.artifact_dir``): ``<root>/<first 2 hex digits>/<sha256>.zlib``, URIs
 ``file:///abs/root/ab/ab12...zlib``. Serving processes need that folder too (a shared volume);
 a store with another root that holds the same digest serves it as well, since the name is the
-digest. Another backend (S3, GCS...) implements :class:`ArtifactStore`.
+digest. :class:`~driftline.streams.artifact_s3.S3ArtifactStore` keeps them in an S3 bucket
+(AWS or S3-compatible); :func:`open_store` picks the store ``settings.models.artifact_dir``
+names. Another backend (GCS...) implements :class:`ArtifactStore`.
 
 >>> import tempfile
 >>> store = LocalArtifactStore(tempfile.mkdtemp())
 >>> uri = store.put(b"model bytes")
 >>> store.get(uri)
+b'model bytes'
+>>> open_store(ModelsSettings(artifact_dir=str(store.root))).get(uri)
 b'model bytes'
 """
 
@@ -26,11 +30,12 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from driftline.errors import DriftlineError
+from driftline.errors import ConfigError, DriftlineError
 from driftline.events import ModelVersion
 from driftline.models.artifact import ArtifactError, Release, artifact_bytes
+from driftline.settings import ModelsSettings
 
-__all__ = ["ArtifactStore", "LocalArtifactStore", "deliver", "fetch"]
+__all__ = ["ArtifactStore", "LocalArtifactStore", "deliver", "fetch", "open_store"]
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -93,6 +98,25 @@ class LocalArtifactStore:
             f"artifact {uri} not found (looked in {self.root}); mount the trainer's "
             "artifact_dir where the serving process can read it"
         )
+
+
+def open_store(models: ModelsSettings) -> ArtifactStore:
+    """The store ``models.artifact_dir`` names: for ``s3://bucket/optional/prefix`` an S3
+    bucket (``models.s3_endpoint_url`` and ``models.s3_region`` apply; boto3 needed), otherwise
+    a local folder. ``ConfigError`` if an ``s3://`` location names no bucket."""
+    location = models.artifact_dir
+    if not location.startswith("s3://"):
+        return LocalArtifactStore(location)
+    from driftline.streams.artifact_s3 import S3ArtifactStore
+
+    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise ConfigError(
+            f"models.artifact_dir {location!r} names no bucket; e.g. s3://ml-models/driftline"
+        )
+    return S3ArtifactStore(
+        bucket, prefix, endpoint_url=models.s3_endpoint_url, region=models.s3_region
+    )
 
 
 def deliver(release: Release, store: ArtifactStore | None) -> ModelVersion:

@@ -179,13 +179,13 @@ class _Retraining:
 
     def __init__(self, out: IO[bytes], settings: ModelsSettings, lateness_ms: int) -> None:
         from driftline.models import RetrainStage
-        from driftline.streams.artifacts import LocalArtifactStore
+        from driftline.streams.artifacts import open_store
 
         self.out = out
         self.stage = RetrainStage(
             settings.retrain_spec(), settings.key_bytes(), lateness_ms=lateness_ms
         )
-        self.store = LocalArtifactStore(settings.artifact_dir)
+        self.store = open_store(settings)
 
     def push(self, items: list[Sequenced], alerts: list[Alert], final: bool) -> int:
         from driftline.streams.artifacts import deliver

@@ -10,12 +10,13 @@ aside, see :mod:`driftline.streams.replay`).
 
 **Exactly once.** Each :class:`~driftline.models.Release` is delivered (an artifact over
 ``models.max_inline_bytes``, or one that would not fit in a record, goes to the artifact store
-in ``models.artifact_dir``), and its event is produced to the history and the models topics
-(:meth:`driftline.sdk.ModelRegistry.records`) in the worker's open transaction: committed with
-the alerts, the checkpoint of the task that promoted it (its retrainers, learners and version
-counters) and the input offsets, or not at all. After a crash the next owner restores that
-checkpoint and promotes the same versions again. An aborted transaction can leave an artifact
-file that no committed version names; the store is content-addressed, so it harms nothing.
+``models.artifact_dir`` names: a folder or an S3 bucket), and its event is produced to the
+history and the models topics (:meth:`driftline.sdk.ModelRegistry.records`) in the worker's
+open transaction: committed with the alerts, the checkpoint of the task that promoted it (its
+retrainers, learners and version counters) and the input offsets, or not at all. After a crash
+the next owner restores that checkpoint and promotes the same versions again. An aborted
+transaction can leave an artifact that no committed version names; the store is
+content-addressed, so it harms nothing.
 
 **The key.** The signing key is never in a checkpoint (``RetrainStage.__getstate__`` blanks it);
 :meth:`Retraining.attach` sets it again on every task the worker creates or restores.
@@ -46,7 +47,7 @@ from driftline.models import Release, RetrainStage
 from driftline.models.artifact import load_verified
 from driftline.sdk.registry import ModelRegistry, history_topic
 from driftline.settings import Settings
-from driftline.streams.artifacts import LocalArtifactStore, deliver, fetch
+from driftline.streams.artifacts import deliver, fetch, open_store
 from driftline.streams.tasks import Adoption, MonitorTask
 
 __all__ = ["Retraining"]
@@ -67,7 +68,7 @@ class Retraining:
         models = settings.models
         self.spec = models.retrain_spec()
         self.key = models.key_bytes()
-        self.store = LocalArtifactStore(models.artifact_dir)
+        self.store = open_store(models)
         self.registry = ModelRegistry(settings, store=self.store)  # for its records only
         self.topics = (settings.topics.models, history_topic(settings))
         self.max_record_bytes = settings.topics.max_message_bytes - _OVERHEAD
