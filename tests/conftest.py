@@ -9,7 +9,9 @@ The ``kafka_sasl_broker`` fixture finds a SASL_PLAINTEXT listener and its creden
 ``DRIFTLINE_TEST_KAFKA_SASL_BOOTSTRAP`` (with ``DRIFTLINE_TEST_KAFKA_SASL_USERNAME``,
 ``_PASSWORD``, ``_MECHANISM``) if set, else the kafka-local broker the session started (its
 listener on port+2, SCRAM-SHA-512, a throwaway user). A broker from ``DRIFTLINE_KAFKA_BOOTSTRAP``
-or testcontainers has no known SASL listener: the SASL tests then fail, saying what to set.
+or testcontainers has no known SASL listener: the SASL tests then start a kafka-local of their
+own (port ``DRIFTLINE_TEST_KAFKA_SASL_FALLBACK_PORT``, 19192, and + 2) when Java is present,
+and otherwise fail, saying what to set.
 """
 
 from __future__ import annotations
@@ -112,12 +114,29 @@ def kafka_sasl_broker(request: pytest.FixtureRequest) -> SaslBroker:
         mechanism = os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
         return SaslBroker(given, *_sasl_credentials(), mechanism)
     broker: SessionBroker = request.getfixturevalue("kafka_broker")
+    if broker.sasl is None and shutil.which("java") is not None:
+        # the session's broker has no SASL listener we know of (testcontainers, or one of the
+        # user's): a kafka-local of its own for the SASL tests
+        port = int(os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_FALLBACK_PORT", "19192"))
+        user, password = _sasl_credentials()
+        env = {
+            **os.environ,
+            "KAFKA_LOCAL_PORT": str(port),
+            "KAFKA_LOCAL_SASL_PORT": str(port + 2),
+            "KAFKA_LOCAL_SASL_USER": user,
+            "KAFKA_LOCAL_SASL_PASSWORD": password,
+        }
+        if subprocess.run([str(KAFKA_LOCAL), "start"], env=env, check=False).returncode != 0:
+            pytest.fail(f"{KAFKA_LOCAL} start (for the SASL tests) failed; see its log")
+        request.addfinalizer(lambda: subprocess.run([str(KAFKA_LOCAL), "stop"], env=env))
+        return SaslBroker(f"127.0.0.1:{port + 2}", user, password)
     if broker.sasl is None:
         pytest.fail(
             f"the SASL tests need a SASL_PLAINTEXT listener, and the broker at {broker.bootstrap} "
             "(DRIFTLINE_KAFKA_BOOTSTRAP, testcontainers, or KAFKA_LOCAL_SASL_PORT=0) has none "
-            "known: set DRIFTLINE_TEST_KAFKA_SASL_BOOTSTRAP=host:port (kafka-local's is its port "
-            "+ 2) and, unless they are kafka-local's defaults (driftline, driftline-local-only, "
+            "known, and without Java no kafka-local can be started for them: set "
+            "DRIFTLINE_TEST_KAFKA_SASL_BOOTSTRAP=host:port (kafka-local's is its port + 2) "
+            "and, unless they are kafka-local's defaults (driftline, driftline-local-only, "
             "SCRAM-SHA-512), DRIFTLINE_TEST_KAFKA_SASL_USERNAME, _PASSWORD and _MECHANISM; or "
             "unset DRIFTLINE_KAFKA_BOOTSTRAP so that the tests start kafka-local themselves"
         )
