@@ -11,6 +11,7 @@ model, feature), and what to do next. Catch ``DriftlineError`` to catch them all
     ├── BrokerError          Kafka could not be reached or refused a request
     ├── StateError           a checkpoint could not be written or restored
     ├── ArtifactError        a model version that must not be loaded (unsigned, tampered with)
+    ├── StoreUnavailable     the artifact store did not answer; it may come back
     └── ModelNotReady        a service asked for a model before a verified version arrived
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "EventError",
     "ModelNotReady",
     "StateError",
+    "StoreUnavailable",
     "ValidationError",
 ]
 
@@ -85,3 +87,9 @@ class ArtifactError(DriftlineError):
 
 class ModelNotReady(DriftlineError):
     """No verified version of the model has been loaded yet; wait for one or serve a fallback."""
+
+
+class StoreUnavailable(DriftlineError):
+    """The artifact store did not answer a write (refused or timed out connection, a 5xx, a
+    throttle): an outage that may end. The worker restarts from its last commit and tries again
+    (with a growing delay), where a wrong bucket or permission stops it."""

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from driftline.errors import ConfigError, DriftlineError
+from driftline.errors import ConfigError, DriftlineError, StoreUnavailable
 from driftline.models.artifact import ArtifactError
 
 __all__ = ["S3ArtifactStore"]
@@ -37,6 +37,11 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _MISSING = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
 _REJECTED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"})
 _DENIED = frozenset({"403", "AccessDenied", "Forbidden", "AllAccessDisabled"})
+#: Answers of a service that is down or overloaded for now, not of a wrong request.
+_PASSING = frozenset(
+    {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown"}
+    | {"RequestTimeout", "Throttling", "ThrottlingException"}
+)
 _CREDENTIALS_HINT = (
     "boto3 reads them from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
     "or the process's instance or container role"
@@ -157,12 +162,19 @@ class S3ArtifactStore:
 
     @contextmanager
     def _translated(self, where: str, error: type[DriftlineError]) -> Iterator[None]:
-        """botocore's exceptions raised as ``error``, saying what to check."""
+        """botocore's exceptions raised as ``error``, saying what to check; when writing
+        (``error`` is ``DriftlineError``), an outage (no connection, a 5xx, a throttle, after
+        boto3's own retries) is ``StoreUnavailable``."""
         errors = self._errors
+        passing = StoreUnavailable if error is DriftlineError else error
         try:
             yield
         except errors.ClientError as exc:
             code = _code(exc)
+            if code in _PASSING:
+                raise passing(
+                    f"S3 is unavailable for {where} ({code}: {_message(exc)}); try again later"
+                ) from None
             if code in _REJECTED:
                 message = f"S3 rejected the credentials for {where} ({code}); {_CREDENTIALS_HINT}"
             elif code in _DENIED:
@@ -187,7 +199,7 @@ class S3ArtifactStore:
             ) from None
         except (errors.ConnectionError, errors.HTTPClientError) as exc:
             endpoint = self.endpoint_url or "AWS S3"
-            raise error(
+            raise passing(
                 f"cannot reach {endpoint} for {where} ({exc}); check models.s3_endpoint_url, "
                 "models.s3_region and the network"
             ) from None

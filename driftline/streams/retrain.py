@@ -42,6 +42,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 
 from driftline.codec import encode
+from driftline.errors import StoreUnavailable
 from driftline.events import ModelVersion
 from driftline.models import Release, RetrainStage
 from driftline.models.artifact import load_verified
@@ -49,6 +50,7 @@ from driftline.sdk.registry import ModelRegistry, history_topic
 from driftline.settings import Settings
 from driftline.streams.artifacts import deliver, fetch, open_store
 from driftline.streams.tasks import Adoption, MonitorTask
+from driftline.streams.transaction import Restart
 
 __all__ = ["Retraining"]
 
@@ -93,12 +95,18 @@ class Retraining:
         """Deliver each release and produce its registry records; the events produced."""
         out = []
         for release in releases:
-            event = deliver(release, self.store)
-            value = encode(event)
-            if event.artifact is not None and len(value) > self.max_record_bytes:
-                # inline, it would not fit in a record: by reference (the URI is not signed)
-                uri = self.store.put(release.artifact)
-                event = dataclasses.replace(event, artifact=None, artifact_uri=uri)
+            try:
+                event = deliver(release, self.store)
+                value = encode(event)
+                if event.artifact is not None and len(value) > self.max_record_bytes:
+                    # inline, it would not fit in a record: by reference (the URI is not signed)
+                    uri = self.store.put(release.artifact)
+                    event = dataclasses.replace(event, artifact=None, artifact_uri=uri)
+            except StoreUnavailable as exc:  # an outage: from the last commit, a little later
+                raise Restart(
+                    f"model {release.event.model} version {release.event.version} not "
+                    f"published: {exc}"
+                ) from None
             for topic, key, record in self.registry.records(event):
                 produce(topic, record, key)
             out.append(event)

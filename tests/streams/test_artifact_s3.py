@@ -22,14 +22,18 @@ from moto.server import ThreadedMotoServer
 
 from driftline.codec import decode, encode
 from driftline.datasets import drifting_stream
-from driftline.errors import ConfigError, DriftlineError
+from driftline.errors import ConfigError, DriftlineError, StoreUnavailable
 from driftline.events import ModelVersion
+from driftline.models import RetrainSpec, RetrainStage
 from driftline.models.artifact import ArtifactError
+from driftline.pipeline import JoinStage
 from driftline.sdk import ModelSubscriber
 from driftline.settings import ModelsSettings, Settings
 from driftline.streams.artifact_s3 import S3ArtifactStore
 from driftline.streams.artifacts import LocalArtifactStore, open_store
 from driftline.streams.replay import replay
+from driftline.streams.retrain import Retraining
+from driftline.streams.transaction import Restart
 
 KEY = "test-signing-key-0123456789abcdef"
 SECRET = "dummy-secret-never-to-be-seen"
@@ -327,3 +331,94 @@ def test_versions_delivered_by_reference_to_s3_are_verified_and_served(
     tampered = ModelSubscriber(settings, latest.model, start=False)
     assert not tampered.handle(encode(latest))
     assert tampered.refused["unverified"] == 1 and tampered.version is None
+
+
+# -- outages --------------------------------------------------------------------------------------
+
+
+class _Overloaded(BaseHTTPRequestHandler):
+    """An S3 endpoint that answers every request 503 SlowDown, as S3 does when throttling."""
+
+    def _answer(self) -> None:
+        body = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
+        self.send_response(503)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self._answer()
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def overloaded_endpoint() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Overloaded)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+
+
+def _closed_port() -> str:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("down", ["closed", "overloaded"])
+def test_an_outage_while_writing_is_store_unavailable(
+    down: str, overloaded_endpoint: str, aws_env: pytest.MonkeyPatch
+) -> None:
+    endpoint = _closed_port() if down == "closed" else overloaded_endpoint
+    store = S3ArtifactStore("artifacts", endpoint_url=endpoint)
+    with pytest.raises(StoreUnavailable, match="artifacts") as raised:
+        store.put(b"model bytes")
+    assert SECRET not in str(raised.value)
+    with pytest.raises(ArtifactError) as refused:  # reading: the version is refused for now
+        store.get("s3://artifacts/x.zlib")
+    assert not isinstance(refused.value, StoreUnavailable)
+
+
+def test_a_worker_restarts_while_the_store_is_down_and_publishes_once_it_is_back(
+    bucket: Bucket,
+) -> None:
+    """A version by reference (the record limit is tiny) while S3 is unreachable: Restart,
+    nothing produced; the same release once it answers: published, its artifact in the bucket."""
+    models = {"key": KEY, "learner": "logistic_regression"}
+    settings = Settings.load(
+        models={
+            **models,
+            "artifact_dir": f"s3://{bucket.name}/v",
+            "s3_endpoint_url": _closed_port(),
+        },
+        topics={"max_message_bytes": 1024},
+    )
+    retraining = Retraining(settings)
+    stream = drifting_stream(600, seed=2, shift_at=None, concept_at=None)
+    stage = RetrainStage(RetrainSpec(learner="logistic_regression", min_events=500), KEY.encode())
+    join = JoinStage()
+    releases = stage.push(join.push(stream.predictions, stream.labels) + join.flush())
+    assert len(releases) == 1
+    records: list[tuple[str, bytes, bytes | None]] = []
+    with pytest.raises(Restart, match=r"version 1 not published: cannot reach"):
+        retraining.publish(releases, lambda *record: records.append(record))
+    assert records == []
+
+    retraining.store = bucket.store("v")
+    events = retraining.publish(releases, lambda *record: records.append(record))
+    assert len(records) == 2 and events[0].artifact_uri is not None
+    data = bucket.store("v").get(events[0].artifact_uri)
+    assert hashlib.sha256(data).hexdigest() == events[0].sha256
