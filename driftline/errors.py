@@ -90,6 +90,7 @@ class ModelNotReady(DriftlineError):
 
 
 class StoreUnavailable(DriftlineError):
-    """The artifact store did not answer a write (refused or timed out connection, a 5xx, a
-    throttle): an outage that may end. The worker restarts from its last commit and tries again
-    (with a growing delay), where a wrong bucket or permission stops it."""
+    """The artifact store did not answer (refused or timed out connection, a 5xx, a throttle):
+    an outage that may end. A worker restarts from its last commit and tries again, with a
+    growing delay, and a ``ModelSubscriber`` tries the version again later; a wrong bucket or
+    permission is another error, which stops a worker and makes a subscriber refuse."""

@@ -5,8 +5,10 @@ model, so the current version is there at once) and then follows it. Each versio
 (:func:`driftline.models.load_verified`: signature over metadata and digest, then the digest of
 the bytes, inline or from the artifact store) before anything is decompressed or unpickled; a
 version that fails is refused with a logged reason and counted in :attr:`refused`, and the
-model in use stays. Older versions than the one held are ignored. The swap is atomic: readers
-see either the old (version, model) pair or the new one.
+model in use stays. A version whose artifact store is down for now (``StoreUnavailable``) is
+not refused: it is tried again after 1 s, then 2, 4... up to a minute, until it loads or a newer
+version comes. Older versions than the one held are ignored. The swap is atomic: readers see
+either the old (version, model) pair or the new one.
 
 Example (a broker and the trainer's key are needed, so not run as a doctest)::
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -31,7 +34,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from driftline.codec import decode
-from driftline.errors import EventError, ModelNotReady
+from driftline.errors import EventError, ModelNotReady, StoreUnavailable
 from driftline.events import FeatureValue, ModelVersion
 from driftline.models.artifact import ArtifactError, load_verified
 from driftline.sdk._closing import Closing
@@ -52,8 +55,12 @@ class ModelSubscriber(Closing):
     ``settings.models.artifact_dir`` names, a folder or an S3 bucket) serves artifacts sent by
     reference; ``on_update(event, model)`` is called, on the subscriber's thread, after each
     swap.
-    ``start=False`` leaves the Kafka thread off: feed records to :meth:`handle` yourself.
+    ``start=False`` leaves the Kafka thread off: feed records to :meth:`handle` yourself (and
+    call :meth:`retry` now and then if your artifact store can be down).
     """
+
+    #: Seconds before the first try again of a version whose store was down, and the most.
+    RETRY_SECONDS = (1.0, 60.0)
 
     def __init__(
         self,
@@ -71,6 +78,9 @@ class ModelSubscriber(Closing):
         self.store = store if store is not None else open_store(settings.models)
         self.on_update = on_update
         self.refused: Counter[str] = Counter()
+        self.store_outages = 0  # versions' fetches that found the store down
+        # the record of the version waiting for the store, when to try it, and the next delay
+        self._waiting: tuple[bytes, float, float] | None = None
         self._lock = threading.Lock()
         self._current: tuple[ModelVersion, Any] | None = None
         self._loaded = threading.Event()
@@ -133,12 +143,28 @@ class ModelSubscriber(Closing):
         try:
             data = fetch(event, self.store)
             model = load_verified(event, data, self.key)
+        except StoreUnavailable as exc:
+            self.store_outages += 1
+            first, most = self.RETRY_SECONDS
+            waiting = self._waiting
+            delay = first if waiting is None or waiting[0] != value else min(waiting[2] * 2, most)
+            self._waiting = (value, time.monotonic() + delay, delay)
+            log.warning(
+                "model %s: version %d waits for the artifact store (trying again in %gs): %s",
+                event.model, event.version, delay, exc,
+            )  # fmt: skip
+            return False
         except ArtifactError as exc:
             return self._refuse("unverified", str(exc))
         except Exception as exc:  # a verified pickle that fails to load: log, keep serving
             return self._refuse("unloadable", f"{type(exc).__name__}: {exc}")
         with self._lock:
             self._current = (event, model)
+        waiting = self._waiting
+        if waiting is not None and (
+            waiting[0] == value or decode("model_version", waiting[0]).version <= event.version
+        ):
+            self._waiting = None  # loaded, or superseded
         self._loaded.set()
         self._settled.set()
         log.info("model %s: now serving version %d (%s)", event.model, event.version, event.reason)
@@ -148,6 +174,17 @@ class ModelSubscriber(Closing):
             except Exception:
                 log.exception("model %s: on_update callback failed", event.model)
         return True
+
+    def retry(self, now: float | None = None) -> bool:
+        """Try again the version that waits for its artifact store, if its time has come;
+        whether it became the model in use (the Kafka thread calls this itself)."""
+        waiting = self._waiting
+        if waiting is None or (now if now is not None else time.monotonic()) < waiting[1]:
+            return False
+        loaded = self.handle(waiting[0])
+        if self._waiting is waiting:  # neither loaded nor waiting again: refused, or outdated
+            self._waiting = None
+        return loaded
 
     def _refuse(self, reason: str, detail: str) -> bool:
         self.refused[reason] += 1
@@ -172,6 +209,7 @@ class ModelSubscriber(Closing):
                 for message in messages:
                     if message.error() is None and message.key() in ours:
                         self.handle(message.value())
+                self.retry()
                 if not messages and not self._settled.is_set():
                     positions = consumer.position(assigned)
                     done = zip(positions, marks, strict=True)

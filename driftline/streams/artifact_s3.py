@@ -162,11 +162,10 @@ class S3ArtifactStore:
 
     @contextmanager
     def _translated(self, where: str, error: type[DriftlineError]) -> Iterator[None]:
-        """botocore's exceptions raised as ``error``, saying what to check; when writing
-        (``error`` is ``DriftlineError``), an outage (no connection, a 5xx, a throttle, after
-        boto3's own retries) is ``StoreUnavailable``."""
+        """botocore's exceptions raised as ``error``, saying what to check; an outage (no
+        connection, a 5xx, a throttle, after boto3's own retries) is ``StoreUnavailable``."""
         errors = self._errors
-        passing = StoreUnavailable if error is DriftlineError else error
+        passing = StoreUnavailable
         try:
             yield
         except errors.ClientError as exc:

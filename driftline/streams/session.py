@@ -27,7 +27,7 @@ from driftline.codec import (
     encode_internal,
     encode_joined,
 )
-from driftline.errors import BrokerError, DecodeError, DriftlineError
+from driftline.errors import BrokerError, DecodeError, DriftlineError, StoreUnavailable
 from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
 from driftline.streams.alignment import Alignment
@@ -245,6 +245,10 @@ class Session:
             return None
         try:
             adoption = self.worker.retraining.load(event)
+        except StoreUnavailable as exc:  # an outage: read the rollback again, a little later
+            raise Restart(
+                f"rollback of model {event.model} to version {event.version}: {exc}"
+            ) from None
         except DriftlineError as exc:  # ArtifactError: unsigned, another key, bytes missing
             log.warning(
                 "rollback of model %s to version %d refused: %s", event.model, event.version, exc

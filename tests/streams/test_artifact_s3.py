@@ -193,7 +193,7 @@ def test_an_unreachable_endpoint(aws_env: pytest.MonkeyPatch) -> None:
         probe.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
     store = S3ArtifactStore("artifacts", endpoint_url=endpoint)
-    with pytest.raises(ArtifactError, match=f"cannot reach {endpoint} .*models.s3_endpoint_url"):
+    with pytest.raises(StoreUnavailable, match=f"cannot reach {endpoint} .*models.s3_endpoint_url"):
         store.get("s3://artifacts/x.zlib")
 
 
@@ -297,8 +297,10 @@ def test_open_store_chooses_the_backend_from_artifact_dir(
     assert ModelsSettings(artifact_dir="s3://b/p", s3_region="x").retrain_spec().min_events == 1000
 
 
-def _replay_versions(models: ModelsSettings, tmp_path: Path) -> list[ModelVersion]:
-    stream = drifting_stream(3000, seed=4, shift_at=None, concept_at=None)
+def _replay_versions(
+    models: ModelsSettings, tmp_path: Path, n: int = 3000, concept_at: int | None = None
+) -> list[ModelVersion]:
+    stream = drifting_stream(n, seed=4, shift_at=None, concept_at=concept_at)
     predictions, labels = tmp_path / "p.jsonl", tmp_path / "l.jsonl"
     predictions.write_bytes(b"".join(encode(e) + b"\n" for e in stream.predictions))
     labels.write_bytes(b"".join(encode(e) + b"\n" for e in stream.labels))
@@ -379,7 +381,7 @@ def _closed_port() -> str:
 
 
 @pytest.mark.parametrize("down", ["closed", "overloaded"])
-def test_an_outage_while_writing_is_store_unavailable(
+def test_an_outage_is_store_unavailable(
     down: str, overloaded_endpoint: str, aws_env: pytest.MonkeyPatch
 ) -> None:
     endpoint = _closed_port() if down == "closed" else overloaded_endpoint
@@ -387,9 +389,8 @@ def test_an_outage_while_writing_is_store_unavailable(
     with pytest.raises(StoreUnavailable, match="artifacts") as raised:
         store.put(b"model bytes")
     assert SECRET not in str(raised.value)
-    with pytest.raises(ArtifactError) as refused:  # reading: the version is refused for now
+    with pytest.raises(StoreUnavailable):  # reading too: a subscriber tries again later
         store.get("s3://artifacts/x.zlib")
-    assert not isinstance(refused.value, StoreUnavailable)
 
 
 def test_a_worker_restarts_while_the_store_is_down_and_publishes_once_it_is_back(
@@ -422,3 +423,45 @@ def test_a_worker_restarts_while_the_store_is_down_and_publishes_once_it_is_back
     assert len(records) == 2 and events[0].artifact_uri is not None
     data = bucket.store("v").get(events[0].artifact_uri)
     assert hashlib.sha256(data).hexdigest() == events[0].sha256
+
+
+def test_a_subscriber_tries_a_version_again_once_its_store_is_back(
+    bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store is down when the current version arrives: not refused, tried again after a
+    growing delay, served once the store answers; a newer version supersedes the waiting one."""
+    trainer = bucket.settings(
+        "driftline", key=KEY, learner="logistic_regression", max_inline_bytes=0
+    )
+    versions = _replay_versions(trainer, tmp_path, n=8000, concept_at=3000)
+    assert len(versions) >= 2, "the replay published fewer than two versions"
+    settings = Settings.load(models=trainer.model_dump(mode="json") | {"key": KEY})
+    down = S3ArtifactStore(bucket.name, "driftline", endpoint_url=_closed_port())
+    subscriber = ModelSubscriber(settings, "demo", start=False, store=down)
+    monkeypatch.setattr(ModelSubscriber, "RETRY_SECONDS", (1.0, 3.0))
+
+    first = encode(versions[0])
+    assert not subscriber.handle(first)
+    assert subscriber.version is None and not subscriber.refused and subscriber.store_outages == 1
+    assert not subscriber.retry()  # not yet: a second has not passed
+    assert subscriber.store_outages == 1
+    delays = []
+    for _ in range(3):  # still down: 1 s, then 2, then 3 (the most)
+        waiting = subscriber._waiting
+        assert waiting is not None
+        delays.append(waiting[2])
+        assert not subscriber.retry(now=waiting[1])
+    assert delays == [1.0, 2.0, 3.0] and subscriber.store_outages == 4
+
+    subscriber.store = bucket.store("driftline")  # the store is back
+    assert subscriber.retry(now=float("inf"))
+    assert subscriber.version == versions[0].version and subscriber._waiting is None
+    assert not subscriber.retry(now=float("inf"))  # nothing waits any more
+
+    # a newer version waits for the store, then one newer still arrives and loads: superseded
+    subscriber.store = down
+    assert not subscriber.handle(encode(versions[1])) and subscriber._waiting is not None
+    subscriber.store = bucket.store("driftline")
+    assert subscriber.handle(encode(versions[-1]))
+    assert subscriber.version == versions[-1].version > versions[1].version
+    assert subscriber._waiting is None

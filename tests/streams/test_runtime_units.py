@@ -176,3 +176,31 @@ def test_restore_refuses_a_committed_offset_it_could_not_read() -> None:
     )
     assert isinstance(joins[0], JoinTask) and isinstance(monitors[0], MonitorTask)
     assert positions == {("p", 0): 7, ("y", 0): 7, ("j", 0): 7}
+
+
+def test_a_rollback_whose_store_is_down_restarts_the_session_and_a_bad_one_is_refused() -> None:
+    """An artifact store outage is a Restart (the rollback record is read again after it); an
+    artifact that does not verify is refused and counted."""
+    from collections import Counter
+
+    from driftline.errors import StoreUnavailable
+    from driftline.models.artifact import ArtifactError
+    from driftline.streams.session import Session
+    from driftline.streams.transaction import Restart
+
+    event = ModelVersion("demo", 3, 10**13, "rollback", "river", "0" * 64, "sig", {}, 2)
+
+    def session(failure: Exception) -> Any:
+        def load(_: ModelVersion) -> Any:
+            raise failure
+
+        worker = SimpleNamespace(retraining=SimpleNamespace(load=load))
+        return SimpleNamespace(worker=worker, read=Counter())
+
+    down = session(StoreUnavailable("cannot reach http://minio:9000"))
+    with pytest.raises(Restart, match="rollback of model demo to version 3: cannot reach"):
+        Session._adoption(down, event)
+    assert not down.read
+    forged = session(ArtifactError("signature does not verify"))
+    assert Session._adoption(forged, event) is None
+    assert forged.read["rollbacks_refused"] == 1
