@@ -229,14 +229,19 @@ class _Guarded(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def guarded_endpoint() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Guarded)
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A local HTTP server with ``handler`` while the generator runs; its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     thread.join()
+
+
+@pytest.fixture
+def guarded_endpoint() -> Iterator[str]:
+    yield from _serve(_Guarded)
     _Guarded.READABLE.clear()
 
 
@@ -366,12 +371,7 @@ class _Overloaded(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def overloaded_endpoint() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Overloaded)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    thread.join()
+    yield from _serve(_Overloaded)
 
 
 def _closed_port() -> str:
