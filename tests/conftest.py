@@ -12,6 +12,13 @@ listener on port+2, SCRAM-SHA-512, a throwaway user). A broker from ``DRIFTLINE_
 or testcontainers has no known SASL listener: the SASL tests then start a kafka-local of their
 own (port ``DRIFTLINE_TEST_KAFKA_SASL_FALLBACK_PORT``, 19192, and + 2) when Java is present,
 and otherwise fail, saying what to set.
+
+The ``kafka_tls_broker`` fixture finds a SASL_SSL listener the same way: from
+``DRIFTLINE_TEST_KAFKA_SSL_BOOTSTRAP`` with ``DRIFTLINE_TEST_KAFKA_SSL_CA`` (the PEM file of the
+CA that signed the broker's certificate; the user is the SASL tests', the mechanism
+``DRIFTLINE_TEST_KAFKA_SSL_MECHANISM``, SCRAM-SHA-512), else kafka-local's listener on port + 3
+and the throwaway CA it made (``kafka-local ca-path``), else the same kafka-local of the
+security tests' own as above (port + 3), else it fails, saying what to set.
 """
 
 from __future__ import annotations
@@ -46,10 +53,12 @@ def _docker_answers() -> bool:
 
 @dataclass(frozen=True)
 class SessionBroker:
-    """The session's broker: its PLAINTEXT address, and its SASL listener if one is known."""
+    """The session's broker: its PLAINTEXT address, and its SASL_PLAINTEXT and SASL_SSL
+    listeners if they are known."""
 
     bootstrap: str
     sasl: SaslBroker | None
+    tls: SaslBroker | None = None
 
 
 def _sasl_credentials() -> tuple[str, str]:
@@ -60,6 +69,35 @@ def _sasl_credentials() -> tuple[str, str]:
         os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_USERNAME", user),
         os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_PASSWORD", password),
     )
+
+
+def _start_kafka_local(
+    port: int, sasl_port: int, tls_port: int, purpose: str = ""
+) -> tuple[SessionBroker, dict[str, str]]:
+    """kafka-local started on ``port`` (and ``sasl_port``, ``tls_port`` unless 0), and the
+    environment that stops it; the test fails when it does not start."""
+    user, password = _sasl_credentials()
+    env = {
+        **os.environ,
+        "KAFKA_LOCAL_PORT": str(port),
+        "KAFKA_LOCAL_SASL_PORT": str(sasl_port),
+        "KAFKA_LOCAL_SSL_PORT": str(tls_port),
+        "KAFKA_LOCAL_SASL_USER": user,
+        "KAFKA_LOCAL_SASL_PASSWORD": password,
+    }
+    started = subprocess.run([str(KAFKA_LOCAL), "start"], env=env, check=False)
+    if started.returncode != 0:
+        pytest.fail(f"{KAFKA_LOCAL} start{purpose} failed (exit {started.returncode}); see its log")
+    sasl = SaslBroker(f"127.0.0.1:{sasl_port}", user, password) if sasl_port else None
+    tls = None
+    if tls_port:
+        where = [str(KAFKA_LOCAL), "ca-path"]
+        ca = subprocess.run(where, env=env, capture_output=True, text=True, check=False)
+        if ca.returncode != 0:
+            subprocess.run([str(KAFKA_LOCAL), "stop"], env=env, check=False)
+            pytest.fail(f"{KAFKA_LOCAL} ca-path failed: {ca.stderr.strip()}")
+        tls = SaslBroker(f"127.0.0.1:{tls_port}", user, password, ca_location=ca.stdout.strip())
+    return SessionBroker(f"127.0.0.1:{port}", sasl, tls), env
 
 
 @pytest.fixture(scope="session")
@@ -78,19 +116,10 @@ def kafka_broker() -> Iterator[SessionBroker]:
     if shutil.which("java") is not None:
         port = int(os.environ.get("DRIFTLINE_TEST_KAFKA_PORT", "19092"))
         sasl_port = int(os.environ.get("KAFKA_LOCAL_SASL_PORT", port + 2))
-        user, password = _sasl_credentials()
-        env = {
-            **os.environ,
-            "KAFKA_LOCAL_PORT": str(port),
-            "KAFKA_LOCAL_SASL_USER": user,
-            "KAFKA_LOCAL_SASL_PASSWORD": password,
-        }
-        started = subprocess.run([str(KAFKA_LOCAL), "start"], env=env, check=False)
-        if started.returncode != 0:
-            pytest.fail(f"{KAFKA_LOCAL} start failed (exit {started.returncode}); see its log")
-        sasl = SaslBroker(f"127.0.0.1:{sasl_port}", user, password) if sasl_port else None
+        tls_port = int(os.environ.get("KAFKA_LOCAL_SSL_PORT", port + 3))
+        broker, env = _start_kafka_local(port, sasl_port, tls_port)
         try:
-            yield SessionBroker(f"127.0.0.1:{port}", sasl)
+            yield broker
         finally:
             subprocess.run([str(KAFKA_LOCAL), "stop"], env=env, check=False)
         return
@@ -116,20 +145,10 @@ def kafka_sasl_broker(request: pytest.FixtureRequest) -> SaslBroker:
     broker: SessionBroker = request.getfixturevalue("kafka_broker")
     if broker.sasl is None and shutil.which("java") is not None:
         # the session's broker has no SASL listener we know of (testcontainers, or one of the
-        # user's): a kafka-local of its own for the SASL tests
-        port = int(os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_FALLBACK_PORT", "19192"))
-        user, password = _sasl_credentials()
-        env = {
-            **os.environ,
-            "KAFKA_LOCAL_PORT": str(port),
-            "KAFKA_LOCAL_SASL_PORT": str(port + 2),
-            "KAFKA_LOCAL_SASL_USER": user,
-            "KAFKA_LOCAL_SASL_PASSWORD": password,
-        }
-        if subprocess.run([str(KAFKA_LOCAL), "start"], env=env, check=False).returncode != 0:
-            pytest.fail(f"{KAFKA_LOCAL} start (for the SASL tests) failed; see its log")
-        request.addfinalizer(lambda: subprocess.run([str(KAFKA_LOCAL), "stop"], env=env))
-        return SaslBroker(f"127.0.0.1:{port + 2}", user, password)
+        # user's): a kafka-local of the security tests' own
+        own: SessionBroker = request.getfixturevalue("kafka_local_for_security")
+        assert own.sasl is not None
+        return own.sasl
     if broker.sasl is None:
         pytest.fail(
             f"the SASL tests need a SASL_PLAINTEXT listener, and the broker at {broker.bootstrap} "
@@ -141,6 +160,50 @@ def kafka_sasl_broker(request: pytest.FixtureRequest) -> SaslBroker:
             "unset DRIFTLINE_KAFKA_BOOTSTRAP so that the tests start kafka-local themselves"
         )
     return broker.sasl
+
+
+@pytest.fixture(scope="session")
+def kafka_local_for_security() -> Iterator[SessionBroker]:
+    """A kafka-local of the SASL and TLS tests' own, with both listeners (module docstring)."""
+    port = int(os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_FALLBACK_PORT", "19192"))
+    broker, env = _start_kafka_local(port, port + 2, port + 3, " (for the SASL and TLS tests)")
+    try:
+        yield broker
+    finally:
+        subprocess.run([str(KAFKA_LOCAL), "stop"], env=env, check=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_tls_broker(request: pytest.FixtureRequest) -> SaslBroker:
+    """A SASL_SSL listener, its user and the CA its certificate is signed by (module
+    docstring)."""
+    given = os.environ.get("DRIFTLINE_TEST_KAFKA_SSL_BOOTSTRAP")
+    if given:
+        ca = os.environ.get("DRIFTLINE_TEST_KAFKA_SSL_CA")
+        if not ca:
+            pytest.fail(
+                "DRIFTLINE_TEST_KAFKA_SSL_BOOTSTRAP is set but DRIFTLINE_TEST_KAFKA_SSL_CA is "
+                "not: set it to the PEM file of the CA that signed the broker's certificate "
+                "(`docker/kafka-local/kafka-local ca-path` prints kafka-local's)"
+            )
+        mechanism = os.environ.get("DRIFTLINE_TEST_KAFKA_SSL_MECHANISM", "SCRAM-SHA-512")
+        return SaslBroker(given, *_sasl_credentials(), mechanism, ca_location=ca)
+    broker: SessionBroker = request.getfixturevalue("kafka_broker")
+    if broker.tls is None and shutil.which("java") is not None:
+        own: SessionBroker = request.getfixturevalue("kafka_local_for_security")
+        assert own.tls is not None
+        return own.tls
+    if broker.tls is None:
+        pytest.fail(
+            f"the TLS tests need a SASL_SSL listener, and the broker at {broker.bootstrap} "
+            "(DRIFTLINE_KAFKA_BOOTSTRAP, testcontainers, or KAFKA_LOCAL_SSL_PORT=0) has none "
+            "known, and without Java no kafka-local can be started for them: set "
+            "DRIFTLINE_TEST_KAFKA_SSL_BOOTSTRAP=host:port (kafka-local's is its port + 3) and "
+            "DRIFTLINE_TEST_KAFKA_SSL_CA=<CA PEM file> (`kafka-local ca-path`), and the user "
+            "as for the SASL tests; or unset DRIFTLINE_KAFKA_BOOTSTRAP so that the tests start "
+            "kafka-local themselves"
+        )
+    return broker.tls
 
 
 @pytest.fixture

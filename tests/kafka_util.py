@@ -31,21 +31,25 @@ def read_all(kafka: KafkaSettings, topic: str, count: int, timeout: float = 60.0
 
 @dataclass(frozen=True)
 class SaslBroker:
-    """A SASL_PLAINTEXT listener and the credentials it accepts."""
+    """A SASL listener and the credentials it accepts: SASL_PLAINTEXT, or SASL_SSL when
+    ``ca_location`` names the PEM file of the CA that signed the broker's certificate."""
 
     bootstrap: str
     username: str
     password: str
     mechanism: str = "SCRAM-SHA-512"
+    ca_location: str | None = None
 
     def kafka(self, **changes: str) -> dict[str, str]:
         """Its ``[kafka]`` settings, for ``Settings.load(kafka=...)``."""
+        tls = {} if self.ca_location is None else {"ssl_ca_location": self.ca_location}
         return {
             "bootstrap": self.bootstrap,
-            "security_protocol": "SASL_PLAINTEXT",
+            "security_protocol": "SASL_PLAINTEXT" if self.ca_location is None else "SASL_SSL",
             "sasl_mechanism": self.mechanism,
             "sasl_username": self.username,
             "sasl_password": self.password,
+            **tls,
             **changes,
         }
 

@@ -2,8 +2,9 @@
 
 Every confluent-kafka client driftline makes comes from here, so that security settings
 (``settings.kafka``) and the quiet logger apply everywhere. Settings librdkafka refuses (SASL
-without a user) are a ``ConfigError``; a broker that refuses the credentials is a
-``BrokerError`` from :func:`check_reachable` within a second or so, not after its timeout.
+without a user) are a ``ConfigError``; a broker that refuses the credentials, or whose TLS
+certificate the client cannot verify, is a ``BrokerError`` from :func:`check_reachable` within
+a second or so, not after its timeout.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "producer",
     "producer_config",
     "read_topic",
+    "tls_error",
 ]
 
 # librdkafka reports every failed connection attempt; route it to a logger that only speaks
@@ -97,14 +99,15 @@ def admin_client(kafka: KafkaSettings, **extra: Any) -> AdminClient:
 def check_reachable(kafka: KafkaSettings, timeout: float = 10.0) -> AdminClient:
     """An admin client whose broker answered within ``timeout`` seconds, or ``BrokerError``.
 
-    librdkafka retries a refused authentication until the timeout and reports it only to the
-    error callback, so the metadata is asked for with growing waits (0.5 s, 1 s, 2 s...) and
-    the callback checked in between: wrong credentials fail as soon as the broker says so.
+    librdkafka retries a refused authentication or a failed TLS handshake until the timeout and
+    reports it only to the error callback, so the metadata is asked for with growing waits
+    (0.5 s, 1 s, 2 s...) and the callback checked in between: wrong credentials or a CA that
+    does not match the broker's certificate fail as soon as the broker's answer is in.
     """
     refused: list[KafkaError] = []
 
     def on_error(error: KafkaError) -> None:
-        if error.code() == KafkaError._AUTHENTICATION and not refused:
+        if not refused and (error.code() == KafkaError._AUTHENTICATION or _is_tls(error)):
             refused.append(error)
 
     admin = admin_client(kafka, error_cb=on_error, logger=_reachability_log)
@@ -117,6 +120,8 @@ def check_reachable(kafka: KafkaSettings, timeout: float = 10.0) -> AdminClient:
             return admin
         except KafkaException as exc:
             admin.poll(0)  # serves the error callback
+            if refused and _is_tls(refused[0]):
+                raise tls_error(kafka, refused[0]) from None
             if refused:
                 raise authentication_error(kafka, refused[0]) from None
             if left <= wait:
@@ -143,6 +148,32 @@ def authentication_error(kafka: KafkaSettings, error: KafkaError) -> BrokerError
         f"authentication failed for user {user} (SASL {mechanism}) at {kafka.bootstrap}: "
         f"{reason}; check DRIFTLINE_KAFKA_SASL_USERNAME, DRIFTLINE_KAFKA_SASL_PASSWORD and "
         "DRIFTLINE_KAFKA_SASL_MECHANISM (or [kafka] in the config file)"
+    )
+
+
+def _is_tls(error: KafkaError) -> bool:
+    """A failed TLS handshake: librdkafka says _SSL, or _TRANSPORT with the handshake named."""
+    code = error.code()
+    return code == KafkaError._SSL or (
+        code == KafkaError._TRANSPORT and "SSL handshake" in error.str()
+    )
+
+
+def tls_error(kafka: KafkaSettings, error: KafkaError) -> BrokerError:
+    """The TLS handshake with a broker failed (most often: its certificate is not signed by
+    the CA the client trusts): which broker, OpenSSL's reason, and the setting to check."""
+    text = error.str()
+    # librdkafka's text: "sasl_ssl://<host:port>/<id>: SSL handshake failed: error:0A000086:
+    # SSL routines::certificate verify failed: <hint> (after 23ms in state SSL_HANDSHAKE)"
+    found = re.match(r"^\w+://([^/\s]+)/\S*: ", text)
+    address = found.group(1) if found else kafka.bootstrap
+    reason = re.sub(r"^\w+://\S+: | \(after \d+ms in state \w+\)$", "", text)
+    reason = re.sub(r"^SSL handshake failed: |error:[0-9A-Fa-f]+:[^:]*::?", "", reason)
+    ca = kafka.client_config().get("ssl.ca.location") or "the system's CA certificates"
+    return BrokerError(
+        f"TLS handshake with {address} failed: {reason}; check DRIFTLINE_KAFKA_SSL_CA_LOCATION "
+        f"(or [kafka] ssl_ca_location in the config file): it must be the CA that signed the "
+        f"broker's certificate, and the client now trusts {ca}"
     )
 
 

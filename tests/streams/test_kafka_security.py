@@ -86,3 +86,24 @@ def test_faust_gets_sasl_credentials_from_the_settings() -> None:
 def test_what_faust_cannot_do_is_a_config_error(changes: dict[str, Any], says: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(says)):
         broker_credentials(kafka(**changes))
+
+
+def test_the_tls_error_names_the_broker_the_reason_and_the_ca_setting() -> None:
+    reported = KafkaError(
+        KafkaError._SSL,
+        "sasl_ssl://b:9095/bootstrap: SSL handshake failed: error:0A000086:SSL routines::"
+        "certificate verify failed: broker certificate could not be verified "
+        "(after 23ms in state SSL_HANDSHAKE)",
+    )
+    tls = kafka(security_protocol="SASL_SSL", ssl_ca_location="/etc/ca.pem")
+    message = str(clients.tls_error(tls, reported))
+    assert message == (
+        "TLS handshake with b:9095 failed: certificate verify failed: broker certificate could "
+        "not be verified; check DRIFTLINE_KAFKA_SSL_CA_LOCATION (or [kafka] ssl_ca_location in "
+        "the config file): it must be the CA that signed the broker's certificate, and the "
+        "client now trusts /etc/ca.pem"
+    )
+    assert "hunter2-secret" not in message
+    # no CA set: the system's are trusted
+    system = str(clients.tls_error(kafka(security_protocol="SASL_SSL"), reported))
+    assert system.endswith("the client now trusts the system's CA certificates")

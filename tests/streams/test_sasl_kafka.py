@@ -44,18 +44,22 @@ from driftline.streams.clients import check_reachable
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture
-def sasl_settings(kafka_sasl_broker: SaslBroker) -> Settings:
-    """The runtime tests' settings on the SASL listener, with topics of this test's own (and
+def settings_on(broker: SaslBroker, prefix: str) -> Settings:
+    """The runtime tests' settings on ``broker``'s listener, with topics of this test's own (and
     records big enough for a whole checkpoint: `driftline topics create` makes the topics)."""
     suffix = uuid.uuid4().hex[:8]
     names = ("predictions", "labels", "alerts", "models", "deadletter")
-    topics = {name: f"sasl{suffix}.{name}" for name in names}
-    topics["internal_prefix"] = f"sasl{suffix}.internal."
-    base = Settings.load(kafka=kafka_sasl_broker.kafka(), topics={**topics, "partitions": 2})
+    topics = {name: f"{prefix}{suffix}.{name}" for name in names}
+    topics["internal_prefix"] = f"{prefix}{suffix}.internal."
+    base = Settings.load(kafka=broker.kafka(), topics={**topics, "partitions": 2})
     settings = settings_for(base)
     big = settings.topics.model_copy(update={"max_message_bytes": 8 << 20})
     return settings.model_copy(update={"topics": big})
+
+
+@pytest.fixture
+def sasl_settings(kafka_sasl_broker: SaslBroker) -> Settings:
+    return settings_on(kafka_sasl_broker, "sasl")
 
 
 def driftline(
