@@ -56,3 +56,8 @@ class Observer:
 
     def rebalance(self, assigned: int) -> None:
         """A rebalance left this worker with ``assigned`` partitions."""
+
+    def restart(self, reason: str) -> None:
+        """The worker's session failed and starts again from the last commit; ``reason`` is a
+        short code (``kafka``: the broker or a client failed, ``artifact_store``: the store
+        of model artifacts was down)."""

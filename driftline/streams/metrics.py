@@ -105,6 +105,12 @@ class PrometheusObserver(Observer):
         self._assigned = Gauge(
             "driftline_assigned_partitions", "Partitions assigned to this worker.", registry=r
         )
+        self._restarts = Counter(
+            "driftline_restarts",
+            "Sessions started again from the last commit, by reason (kafka, artifact_store).",
+            ["reason"],
+            registry=r,
+        )
 
     def records_in(self, topic: str, count: int) -> None:
         self._in.labels(topic).inc(count)
@@ -150,6 +156,9 @@ class PrometheusObserver(Observer):
 
     def rebalance(self, assigned: int) -> None:
         self._assigned.set(assigned)
+
+    def restart(self, reason: str) -> None:
+        self._restarts.labels(reason).inc()
 
 
 def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> Any | None:

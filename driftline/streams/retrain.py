@@ -105,7 +105,8 @@ class Retraining:
             except StoreUnavailable as exc:  # an outage: from the last commit, a little later
                 raise Restart(
                     f"model {release.event.model} version {release.event.version} not "
-                    f"published: {exc}"
+                    f"published: {exc}",
+                    reason="artifact_store",
                 ) from None
             for topic, key, record in self.registry.records(event):
                 produce(topic, record, key)

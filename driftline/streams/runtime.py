@@ -188,6 +188,7 @@ class Worker:
                 break
             except Restart as exc:
                 self.report.counts["restarts"] += 1
+                self.observer.restart(exc.reason)
                 if self.report.counts["commits"] > commits:
                     delay = 1.0  # the failed session had made progress: not a crash loop
                 log.warning("%s; restarting from the last commit in %.0fs", exc, delay)

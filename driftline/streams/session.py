@@ -247,7 +247,8 @@ class Session:
             adoption = self.worker.retraining.load(event)
         except StoreUnavailable as exc:  # an outage: read the rollback again, a little later
             raise Restart(
-                f"rollback of model {event.model} to version {event.version}: {exc}"
+                f"rollback of model {event.model} to version {event.version}: {exc}",
+                reason="artifact_store",
             ) from None
         except DriftlineError as exc:  # ArtifactError: unsigned, another key, bytes missing
             log.warning(

@@ -29,7 +29,13 @@ TaskId = tuple[str, int]
 
 
 class Restart(Exception):
-    """The session failed in a way a fresh consumer and producer recover from."""
+    """The session failed in a way a fresh consumer and producer recover from. ``reason``: a
+    short code for the metrics (``kafka``; ``artifact_store`` when the artifact store was down).
+    """
+
+    def __init__(self, message: str, reason: str = "kafka") -> None:
+        super().__init__(message)
+        self.reason = reason
 
     @classmethod
     def after(cls, what: str, exc: KafkaException) -> Restart:

@@ -204,3 +204,37 @@ def test_a_rollback_whose_store_is_down_restarts_the_session_and_a_bad_one_is_re
     forged = session(ArtifactError("signature does not verify"))
     assert Session._adoption(forged, event) is None
     assert forged.read["rollbacks_refused"] == 1
+
+
+def test_a_failed_session_is_restarted_and_counted_by_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Worker.run starts a new session after a Restart, counts it in its report and tells the
+    observer why (the Prometheus counter driftline_restarts_total{reason=...})."""
+    from driftline.streams import runtime, session
+    from driftline.streams.transaction import Restart
+
+    failures = [Restart("store down", reason="artifact_store"), Restart("broker went away")]
+    started: list[int] = []
+
+    class FakeSession:
+        def __init__(self, worker: Any, topology: Any) -> None:
+            started.append(len(started))
+
+        def run(self) -> None:
+            if failures:
+                raise failures.pop(0)
+
+        def close(self, commit: bool) -> None:
+            pass
+
+    topology = Topology("p", "y", "j", "s", "a", "d", 1, 1, 1)
+    monkeypatch.setattr(runtime, "check_topics", lambda settings: topology)
+    monkeypatch.setattr(session, "Session", FakeSession)
+    registry = CollectorRegistry()
+    worker = Worker(Settings.load(state=STATE), PrometheusObserver(registry))
+    report = worker.run()
+    assert len(started) == 3 and report.counts["restarts"] == 2
+    value = registry.get_sample_value
+    assert value("driftline_restarts_total", {"reason": "artifact_store"}) == 1
+    assert value("driftline_restarts_total", {"reason": "kafka"}) == 1
