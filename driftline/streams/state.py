@@ -308,8 +308,10 @@ def restore(
             else:
                 monitor.retrain = None
             monitors[p] = monitor
+    afresh = sorted(f"{name}/{p}" for name, p in tids if (name, p) not in found)
     log.info(
-        "assigned: join partitions %s, monitor partitions %s (%d restored from checkpoints)",
+        "assigned: join partitions %s, monitor partitions %s (%d restored from checkpoints%s)",
         sorted(joins), sorted(monitors), len(found),
+        f"; started afresh: {', '.join(afresh)}" if afresh else "",
     )  # fmt: skip
     return joins, monitors, positions
