@@ -142,24 +142,33 @@ def kafka_sasl_broker(request: pytest.FixtureRequest) -> SaslBroker:
     if given:
         mechanism = os.environ.get("DRIFTLINE_TEST_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
         return SaslBroker(given, *_sasl_credentials(), mechanism)
+    return _security_listener(
+        request,
+        "sasl",
+        "the SASL tests need a SASL_PLAINTEXT listener, and the broker at {bootstrap} "
+        "(DRIFTLINE_KAFKA_BOOTSTRAP, testcontainers, or KAFKA_LOCAL_SASL_PORT=0) has none "
+        "known, and without Java no kafka-local can be started for them: set "
+        "DRIFTLINE_TEST_KAFKA_SASL_BOOTSTRAP=host:port (kafka-local's is its port + 2) "
+        "and, unless they are kafka-local's defaults (driftline, driftline-local-only, "
+        "SCRAM-SHA-512), DRIFTLINE_TEST_KAFKA_SASL_USERNAME, _PASSWORD and _MECHANISM; or "
+        "unset DRIFTLINE_KAFKA_BOOTSTRAP so that the tests start kafka-local themselves",
+    )
+
+
+def _security_listener(request: pytest.FixtureRequest, which: str, missing: str) -> SaslBroker:
+    """The session broker's ``sasl`` or ``tls`` listener; when it has none we know of
+    (testcontainers, or one of the user's), a kafka-local of the security tests' own if Java is
+    present; otherwise the test fails with ``missing`` (``{bootstrap}``: the session's broker).
+    """
     broker: SessionBroker = request.getfixturevalue("kafka_broker")
-    if broker.sasl is None and shutil.which("java") is not None:
-        # the session's broker has no SASL listener we know of (testcontainers, or one of the
-        # user's): a kafka-local of the security tests' own
+    listener: SaslBroker | None = getattr(broker, which)
+    if listener is None and shutil.which("java") is not None:
         own: SessionBroker = request.getfixturevalue("kafka_local_for_security")
-        assert own.sasl is not None
-        return own.sasl
-    if broker.sasl is None:
-        pytest.fail(
-            f"the SASL tests need a SASL_PLAINTEXT listener, and the broker at {broker.bootstrap} "
-            "(DRIFTLINE_KAFKA_BOOTSTRAP, testcontainers, or KAFKA_LOCAL_SASL_PORT=0) has none "
-            "known, and without Java no kafka-local can be started for them: set "
-            "DRIFTLINE_TEST_KAFKA_SASL_BOOTSTRAP=host:port (kafka-local's is its port + 2) "
-            "and, unless they are kafka-local's defaults (driftline, driftline-local-only, "
-            "SCRAM-SHA-512), DRIFTLINE_TEST_KAFKA_SASL_USERNAME, _PASSWORD and _MECHANISM; or "
-            "unset DRIFTLINE_KAFKA_BOOTSTRAP so that the tests start kafka-local themselves"
-        )
-    return broker.sasl
+        listener = getattr(own, which)
+        assert listener is not None
+    if listener is None:
+        pytest.fail(missing.format(bootstrap=broker.bootstrap))
+    return listener
 
 
 @pytest.fixture(scope="session")
@@ -188,22 +197,17 @@ def kafka_tls_broker(request: pytest.FixtureRequest) -> SaslBroker:
             )
         mechanism = os.environ.get("DRIFTLINE_TEST_KAFKA_SSL_MECHANISM", "SCRAM-SHA-512")
         return SaslBroker(given, *_sasl_credentials(), mechanism, ca_location=ca)
-    broker: SessionBroker = request.getfixturevalue("kafka_broker")
-    if broker.tls is None and shutil.which("java") is not None:
-        own: SessionBroker = request.getfixturevalue("kafka_local_for_security")
-        assert own.tls is not None
-        return own.tls
-    if broker.tls is None:
-        pytest.fail(
-            f"the TLS tests need a SASL_SSL listener, and the broker at {broker.bootstrap} "
-            "(DRIFTLINE_KAFKA_BOOTSTRAP, testcontainers, or KAFKA_LOCAL_SSL_PORT=0) has none "
-            "known, and without Java no kafka-local can be started for them: set "
-            "DRIFTLINE_TEST_KAFKA_SSL_BOOTSTRAP=host:port (kafka-local's is its port + 3) and "
-            "DRIFTLINE_TEST_KAFKA_SSL_CA=<CA PEM file> (`kafka-local ca-path`), and the user "
-            "as for the SASL tests; or unset DRIFTLINE_KAFKA_BOOTSTRAP so that the tests start "
-            "kafka-local themselves"
-        )
-    return broker.tls
+    return _security_listener(
+        request,
+        "tls",
+        "the TLS tests need a SASL_SSL listener, and the broker at {bootstrap} "
+        "(DRIFTLINE_KAFKA_BOOTSTRAP, testcontainers, or KAFKA_LOCAL_SSL_PORT=0) has none "
+        "known, and without Java no kafka-local can be started for them: set "
+        "DRIFTLINE_TEST_KAFKA_SSL_BOOTSTRAP=host:port (kafka-local's is its port + 3) and "
+        "DRIFTLINE_TEST_KAFKA_SSL_CA=<CA PEM file> (`kafka-local ca-path`), and the user "
+        "as for the SASL tests; or unset DRIFTLINE_KAFKA_BOOTSTRAP so that the tests start "
+        "kafka-local themselves",
+    )
 
 
 @pytest.fixture

@@ -241,6 +241,28 @@ def joined_items(settings: Settings, isolation: str = "read_committed") -> Count
     return Counter(i.key for i in items if isinstance(i, Sequenced))
 
 
+def alerts_as_replayed(
+    tmp: Path, settings: Settings, predictions: list[Prediction], labels: list[Label]
+) -> list[Alert]:
+    """The alerts topic, checked: each alert once, the alerts ``driftline replay`` gives for
+    the same events, and among them the shift of x0 and x1 and the concept change."""
+    expected = replay_alerts(tmp, settings, predictions, labels)
+    alerts = read_alerts(settings)
+    assert len(alerts) == len({a.alert_id for a in alerts}), "an alert was published twice"
+    assert keys(alerts) == keys(expected)
+    firing = {(a.kind, a.feature) for a in alerts if a.status == "firing"}
+    assert {("data_drift", "x0"), ("data_drift", "x1"), ("concept_drift", None)} <= firing
+    return alerts
+
+
+def joined_once(settings: Settings) -> Counter[str]:
+    """The committed joined items, checked: none twice, and every prediction among them."""
+    items = joined_items(settings)
+    assert {k for k, n in items.items() if n > 1} == set(), "a joined item was published twice"
+    assert sum(1 for k in items if k.startswith("p/")) == N
+    return items
+
+
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
@@ -260,12 +282,8 @@ def test_shift_and_concept_change_give_the_replay_alerts(
     registry = CollectorRegistry()
     report = run_worker(settings, observer=PrometheusObserver(registry), handle_signals=False)
 
-    expected = replay_alerts(tmp, settings, predictions, labels)
-    alerts = read_alerts(settings)
-    assert len(alerts) == len({a.alert_id for a in alerts}), "an alert was published twice"
-    assert keys(alerts) == keys(expected)
+    alerts = alerts_as_replayed(tmp, settings, predictions, labels)
     firing = {(a.kind, a.feature) for a in alerts if a.status == "firing"}
-    assert {("data_drift", "x0"), ("data_drift", "x1"), ("concept_drift", None)} <= firing
     assert not {f for k, f in firing if k == "data_drift"} - {"x0", "x1"}
 
     letters = [
@@ -330,11 +348,9 @@ def test_kill_9_then_restart_loses_and_repeats_nothing(kafka_settings: Settings,
     alerts = read_alerts(settings)
     assert len(alerts) == len({a.alert_id for a in alerts}), "an alert was published twice"
     assert keys(alerts) == keys(expected)
-    items = joined_items(settings)
-    assert {k for k, n in items.items() if n > 1} == set(), "a joined item was published twice"
+    items = joined_once(settings)
     everything = joined_items(settings, "read_uncommitted")
     assert everything.total() > items.total(), "the kill should have left an aborted transaction"
-    assert sum(1 for k in items if k.startswith("p/")) == N
     outcomes = {k for k in items if k.startswith("y/")}
     assert outcomes == {f"y/{y.event_id}" for y in labels}
     letters = read_topic(settings, settings.topics.deadletter)

@@ -20,7 +20,8 @@ from test_runtime_kafka import (
     MALFORMED,
     N,
     WorkerProcess,
-    joined_items,
+    alerts_as_replayed,
+    joined_once,
     keys,
     publish,
     read_alerts,
@@ -74,15 +75,8 @@ def test_topics_create_and_run_over_sasl_ssl_give_the_replay_alerts(
     assert f"{N + len(MALFORMED)} predictions, {len(labels)} labels" in log, log
     assert f"{len(MALFORMED)} dead letters" in log, log
 
-    expected = replay_alerts(tmp_path, settings, predictions, labels)
-    alerts = read_alerts(settings)
-    assert len(alerts) == len({a.alert_id for a in alerts}), "an alert was published twice"
-    assert keys(alerts) == keys(expected)
-    firing = {(a.kind, a.feature) for a in alerts if a.status == "firing"}
-    assert {("data_drift", "x0"), ("data_drift", "x1"), ("concept_drift", None)} <= firing
-    items = joined_items(settings)
-    assert {k for k, n in items.items() if n > 1} == set()
-    assert sum(1 for k in items if k.startswith("p/")) == N
+    alerts_as_replayed(tmp_path, settings, predictions, labels)
+    joined_once(settings)
     assert kafka_tls_broker.password not in created.stdout + created.stderr + log
 
 
