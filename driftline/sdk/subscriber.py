@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
@@ -46,6 +46,16 @@ __all__ = ["ModelNotReady", "ModelSubscriber"]
 
 log = logging.getLogger("driftline.sdk")
 Callback = Callable[[ModelVersion, Any], None]
+
+
+class _Waiting(NamedTuple):
+    """A version whose artifact store was down: its record, its number, when to try it again,
+    and the delay that was waited."""
+
+    record: bytes
+    version: int
+    due: float
+    delay: float
 
 
 class ModelSubscriber(Closing):
@@ -79,8 +89,7 @@ class ModelSubscriber(Closing):
         self.on_update = on_update
         self.refused: Counter[str] = Counter()
         self.store_outages = 0  # versions' fetches that found the store down
-        # the record of the version waiting for the store, when to try it, and the next delay
-        self._waiting: tuple[bytes, float, float] | None = None
+        self._waiting: _Waiting | None = None  # the version waiting for its artifact store
         self._lock = threading.Lock()
         self._current: tuple[ModelVersion, Any] | None = None
         self._loaded = threading.Event()
@@ -147,8 +156,11 @@ class ModelSubscriber(Closing):
             self.store_outages += 1
             first, most = self.RETRY_SECONDS
             waiting = self._waiting
-            delay = first if waiting is None or waiting[0] != value else min(waiting[2] * 2, most)
-            self._waiting = (value, time.monotonic() + delay, delay)
+            if waiting is not None and waiting.record == value:  # still down: wait longer
+                delay = min(waiting.delay * 2, most)
+            else:
+                delay = first
+            self._waiting = _Waiting(value, event.version, time.monotonic() + delay, delay)
             log.warning(
                 "model %s: version %d waits for the artifact store (trying again in %gs): %s",
                 event.model, event.version, delay, exc,
@@ -160,10 +172,7 @@ class ModelSubscriber(Closing):
             return self._refuse("unloadable", f"{type(exc).__name__}: {exc}")
         with self._lock:
             self._current = (event, model)
-        waiting = self._waiting
-        if waiting is not None and (
-            waiting[0] == value or decode("model_version", waiting[0]).version <= event.version
-        ):
+        if self._waiting is not None and self._waiting.version <= event.version:
             self._waiting = None  # loaded, or superseded
         self._loaded.set()
         self._settled.set()
@@ -179,9 +188,9 @@ class ModelSubscriber(Closing):
         """Try again the version that waits for its artifact store, if its time has come;
         whether it became the model in use (the Kafka thread calls this itself)."""
         waiting = self._waiting
-        if waiting is None or (now if now is not None else time.monotonic()) < waiting[1]:
+        if waiting is None or (now if now is not None else time.monotonic()) < waiting.due:
             return False
-        loaded = self.handle(waiting[0])
+        loaded = self.handle(waiting.record)
         if self._waiting is waiting:  # neither loaded nor waiting again: refused, or outdated
             self._waiting = None
         return loaded

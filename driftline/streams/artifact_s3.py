@@ -165,13 +165,12 @@ class S3ArtifactStore:
         """botocore's exceptions raised as ``error``, saying what to check; an outage (no
         connection, a 5xx, a throttle, after boto3's own retries) is ``StoreUnavailable``."""
         errors = self._errors
-        passing = StoreUnavailable
         try:
             yield
         except errors.ClientError as exc:
             code = _code(exc)
             if code in _PASSING:
-                raise passing(
+                raise StoreUnavailable(
                     f"S3 is unavailable for {where} ({code}: {_message(exc)}); try again later"
                 ) from None
             if code in _REJECTED:
@@ -198,7 +197,7 @@ class S3ArtifactStore:
             ) from None
         except (errors.ConnectionError, errors.HTTPClientError) as exc:
             endpoint = self.endpoint_url or "AWS S3"
-            raise passing(
+            raise StoreUnavailable(
                 f"cannot reach {endpoint} for {where} ({exc}); check models.s3_endpoint_url, "
                 "models.s3_region and the network"
             ) from None

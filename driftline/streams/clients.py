@@ -137,8 +137,7 @@ def authentication_error(kafka: KafkaSettings, error: KafkaError) -> BrokerError
     """The broker refused the SASL handshake: which user, which mechanism, the broker's reason,
     and the settings to check. The password is never in it."""
     config = kafka.client_config()  # the user's client properties included
-    # librdkafka's text: "<broker url>: <reason> (after 344ms in state AUTH_REQ)"
-    reason = re.sub(r"^\S+://\S+: | \(after \d+ms in state \w+\)$", "", error.str())
+    reason = _reason(error.str())
     password = config.get("sasl.password")
     if password:
         reason = reason.replace(password, "***")
@@ -149,6 +148,12 @@ def authentication_error(kafka: KafkaSettings, error: KafkaError) -> BrokerError
         f"{reason}; check DRIFTLINE_KAFKA_SASL_USERNAME, DRIFTLINE_KAFKA_SASL_PASSWORD and "
         "DRIFTLINE_KAFKA_SASL_MECHANISM (or [kafka] in the config file)"
     )
+
+
+def _reason(text: str) -> str:
+    """librdkafka's error text without the broker's URL before it and the state after it:
+    "<broker url>: <reason> (after 344ms in state AUTH_REQ)" -> "<reason>"."""
+    return re.sub(r"^\S+://\S+: | \(after \d+ms in state \w+\)$", "", text)
 
 
 def _is_tls(error: KafkaError) -> bool:
@@ -167,8 +172,7 @@ def tls_error(kafka: KafkaSettings, error: KafkaError) -> BrokerError:
     # SSL routines::certificate verify failed: <hint> (after 23ms in state SSL_HANDSHAKE)"
     found = re.match(r"^\w+://([^/\s]+)/\S*: ", text)
     address = found.group(1) if found else kafka.bootstrap
-    reason = re.sub(r"^\w+://\S+: | \(after \d+ms in state \w+\)$", "", text)
-    reason = re.sub(r"^SSL handshake failed: |error:[0-9A-Fa-f]+:[^:]*::?", "", reason)
+    reason = re.sub(r"^SSL handshake failed: |error:[0-9A-Fa-f]+:[^:]*::?", "", _reason(text))
     ca = kafka.client_config().get("ssl.ca.location") or "the system's CA certificates"
     return BrokerError(
         f"TLS handshake with {address} failed: {reason}; check DRIFTLINE_KAFKA_SSL_CA_LOCATION "

@@ -449,8 +449,8 @@ def test_a_subscriber_tries_a_version_again_once_its_store_is_back(
     for _ in range(3):  # still down: 1 s, then 2, then 3 (the most)
         waiting = subscriber._waiting
         assert waiting is not None
-        delays.append(waiting[2])
-        assert not subscriber.retry(now=waiting[1])
+        delays.append(waiting.delay)
+        assert not subscriber.retry(now=waiting.due)
     assert delays == [1.0, 2.0, 3.0] and subscriber.store_outages == 4
 
     subscriber.store = bucket.store("driftline")  # the store is back
