@@ -89,12 +89,18 @@ def replay_versions(
 
 
 def published(settings: Settings) -> tuple[list[ModelVersion], list[ModelVersion]]:
-    """The committed records of the history topic (checked against their keys), and the models
-    topic's, in offset order."""
+    """The committed records of the history topic (checked against their keys) by version, and
+    the models topic's in offset order.
+
+    The history is keyed ``model/v<N>``, so its versions are spread over the partitions, which
+    a reader may get in any order; records of one number share a partition and keep their
+    order (a worker's version and a rollback that raced it for the same number).
+    """
     history = read_topic(settings, history_topic(settings))
     versions = [decode("model_version", r.value()) for r in history]
     for record, version in zip(history, versions, strict=True):
         assert record.key() == f"{version.model}/v{version.version}".encode()
+    versions.sort(key=lambda v: (v.model, v.version))
     current = read_topic(settings, settings.topics.models)
     assert all(r.key() == b"demo" for r in current)
     return versions, [decode("model_version", r.value()) for r in current]
