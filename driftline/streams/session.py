@@ -32,7 +32,7 @@ from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
 from driftline.streams.alignment import Alignment
 from driftline.streams.records import DeadLetterSink, decode_records, origin_of
-from driftline.streams.state import CheckpointReader, Location, restore
+from driftline.streams.state import Chains, CheckpointReader, Location, restore
 from driftline.streams.tasks import (
     Adoption,
     JoinTask,
@@ -70,6 +70,7 @@ class Session:
         state = (topology.state, topology.state_partitions)
         max_bytes = worker.settings.topics.max_message_bytes
         self.txn = Transaction(producer, state, worker.key, max_bytes, timeout, worker.fatal)
+        self.chains = Chains()  # which checkpoints the tasks restore from
         self.consumer = worker.consumer()
         self.reader = CheckpointReader(
             worker.consumer_factory(".restore"), topology.state, worker.key
@@ -335,7 +336,7 @@ class Session:
                     self.txn.produce(t.joined, value, None, target)
         tasks = {tid: self._task(tid) for tid in self.dirty}
         group = self.consumer.consumer_group_metadata()
-        sizes = self.txn.commit(tasks, self._offsets, group)
+        sizes = self.txn.commit(tasks, self.chains, self._offsets, group)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("committed %s at %s", sorted(tasks), sorted(self.positions.items()))
         self._report(sizes)
@@ -434,6 +435,7 @@ class Session:
             self.positions.pop((tp.topic, tp.partition), None)
             tid = ("monitor" if tp.topic == self.topology.joined else "join", tp.partition)
             self.dirty.discard(tid)
+            self.chains.forget(tid)
             (self.monitors if tid[0] == "monitor" else self.joins).pop(tp.partition, None)
 
     def _restore(self, partitions: list[TopicPartition]) -> None:

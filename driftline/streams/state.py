@@ -10,6 +10,14 @@ with. Each input offset is committed with metadata naming where its task's check
 always the checkpoint that matches the committed offsets. A checkpoint whose signature does not
 verify is refused, never unpickled. No secret is ever pickled: a monitor task's retraining stage
 drops its signing key, and :func:`restore` hands it back (:mod:`driftline.streams.retrain`).
+
+A join task holds up to a TTL of events, so it is written whole only now and then: in between,
+a checkpoint is the task's calls since the previous one (:class:`~driftline.streams.tasks.
+JoinChanges`, keyed ``join/3~1``, ``join/3~2``...), and the location names the whole checkpoint
+and the changes after it; restoring replays them. :class:`Chains` writes the task whole again
+once its changes outweigh it (so a restore reads and replays at most about twice the task) or
+the location would grow too long for offset metadata. Each record of a chain is the latest of
+its key until a newer chain replaces it, so compaction never removes what a location names.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from driftline.errors import BrokerError, ConfigError, StateError
 from driftline.events import Label, Prediction
 from driftline.pipeline import Sequenced
 from driftline.settings import KafkaSettings
-from driftline.streams.tasks import JoinTask, MonitorTask
+from driftline.streams.tasks import JoinChanges, JoinTask, MonitorTask
 from driftline.watermark import Progress
 
 if TYPE_CHECKING:
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
     from driftline.streams.runtime import Topology
 
 __all__ = [
+    "Chains",
     "CheckpointReader",
     "CheckpointWriter",
     "Location",
@@ -55,9 +64,16 @@ _OVERHEAD = 64 * 1024  # room for a record's key, headers and framing under the 
 log = logging.getLogger("driftline.run")
 
 
-def state_key(stage: str, partition: int, chunk: int = 0) -> bytes:
-    """The record key of a task's checkpoints (and of their further chunks)."""
-    return f"{stage}/{partition}".encode() + (f"#{chunk}".encode() if chunk else b"")
+#: Whole checkpoints are written again when the location would grow longer than this (the
+#: broker's ``offset.metadata.max.bytes`` is 4096 by default).
+MAX_METADATA = 2000
+
+
+def state_key(stage: str, partition: int, chunk: int = 0, changes: int = 0) -> bytes:
+    """The record key of a task's checkpoints (``changes``: of its n-th changes since the last
+    whole one), and of their further chunks."""
+    key = f"{stage}/{partition}" + (f"~{changes}" if changes else "")
+    return key.encode() + (f"#{chunk}".encode() if chunk else b"")
 
 
 def _reducer(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
@@ -82,13 +98,20 @@ def dumps(task: Any) -> bytes:
 
 @dataclass(frozen=True, order=True)
 class Location:
-    """Where a checkpoint's records are in the state topic (kept in offset metadata)."""
+    """Where a checkpoint's records are in the state topic (kept in offset metadata): the
+    offsets of a whole checkpoint's chunks, then of each changes' chunks written after it."""
 
     offsets: tuple[int, ...]
     partition: int
+    changes: tuple[tuple[int, ...], ...] = ()
 
     def metadata(self) -> str:
-        return f"{_TAG}{self.partition}@{','.join(map(str, self.offsets))}"
+        chunks = [self.offsets, *self.changes]
+        return f"{_TAG}{self.partition}@" + ";".join(",".join(map(str, c)) for c in chunks)
+
+    def then(self, offsets: tuple[int, ...]) -> Location:
+        """This location followed by changes at ``offsets``."""
+        return Location(self.offsets, self.partition, (*self.changes, offsets))
 
     @classmethod
     def parse(cls, metadata: str | None) -> Location | None:
@@ -97,7 +120,8 @@ class Location:
             return None
         partition, _, offsets = metadata[len(_TAG) :].partition("@")
         try:
-            return cls(tuple(int(o) for o in offsets.split(",")), int(partition))
+            base, *changes = (tuple(int(o) for o in c.split(",")) for c in offsets.split(";"))
+            return cls(base, int(partition), tuple(changes))
         except ValueError:
             return None
 
@@ -116,10 +140,15 @@ class CheckpointWriter:
         self._chunks: dict[bytes, tuple[int, int]] = {}  # chunk count and partition
         self._errors: list[str] = []
 
-    def write(self, stage: str, partition: int, task: Any) -> int:
-        """Seal and produce ``task``'s checkpoint; its size in bytes."""
-        value = seal(dumps(task), self.key)
-        first = state_key(stage, partition)
+    def write(self, stage: str, partition: int, task: Any, changes: int = 0) -> int:
+        """Seal and produce ``task``'s checkpoint (or its ``changes``-th changes since it was
+        written whole, :class:`JoinChanges`); its size in bytes."""
+        return self.write_bytes(stage, partition, dumps(task), changes)
+
+    def write_bytes(self, stage: str, partition: int, payload: bytes, changes: int = 0) -> int:
+        """:meth:`write` for a task already pickled."""
+        value = seal(payload, self.key)
+        first = state_key(stage, partition, 0, changes)
         offsets = self._delivered[first] = {}
         chunks = [value[i : i + self.chunk] for i in range(0, len(value), self.chunk)]
         for index, chunk in enumerate(chunks):
@@ -135,7 +164,7 @@ class CheckpointWriter:
                     self.producer.produce(
                         self.topic,
                         value=chunk,
-                        key=state_key(stage, partition, index),
+                        key=state_key(stage, partition, index, changes),
                         partition=partition % self.partitions,
                         on_delivery=delivered,
                     )
@@ -146,7 +175,8 @@ class CheckpointWriter:
         return len(value)
 
     def locations(self, timeout: float) -> dict[bytes, Location]:
-        """Wait for every checkpoint written so far; their locations by record key."""
+        """Wait for every checkpoint written so far; their locations by first record key
+        (each on its own: :class:`Chains` puts whole checkpoints and changes together)."""
         deadline = time.monotonic() + timeout
         while self.producer.flush(1.0) > 0:
             if time.monotonic() > deadline:
@@ -160,6 +190,70 @@ class CheckpointWriter:
         return out
 
 
+@dataclass
+class _Chain:
+    """A task's whole checkpoint and the changes written after it."""
+
+    location: Location
+    size: int  # bytes of the whole checkpoint
+    changes: int = 0  # bytes of the changes since
+
+
+class Chains:
+    """What each task writes at a commit: a join task that keeps a log, its calls since its
+    last checkpoint, while they weigh less than the task itself; anything else, the whole task.
+    The chains are this session's: a restored task is first written whole again.
+    """
+
+    def __init__(self, max_metadata: int = MAX_METADATA) -> None:
+        self.max_metadata = max_metadata
+        self._chains: dict[tuple[str, int], _Chain] = {}
+        self._written: dict[tuple[str, int], tuple[int, int]] = {}  # changes number, size
+
+    def write(self, writer: CheckpointWriter, tid: tuple[str, int], task: Any) -> int:
+        """Write ``task``'s next checkpoint (in ``writer``'s transaction); its size in bytes."""
+        stage, partition = tid
+        chain = self._chains.get(tid)
+        if isinstance(task, JoinTask) and task.logging:
+            calls = task.take_log()
+            if chain is not None:
+                number = len(chain.location.changes) + 1
+                base = chain.location.offsets[0]
+                payload = dumps(JoinChanges(partition, base, number, calls))
+                chunks = -(-len(payload) // writer.chunk)
+                room = self.max_metadata - len(chain.location.metadata())
+                if chain.changes + len(payload) <= chain.size and 21 * chunks <= room:
+                    size = writer.write_bytes(stage, partition, payload, number)
+                    self._written[tid] = (number, size)
+                    return size
+        size = writer.write(stage, partition, task)
+        self._written[tid] = (0, size)
+        return size
+
+    def locations(
+        self, writer: CheckpointWriter, timeout: float
+    ) -> dict[tuple[str, int], Location]:
+        """Once delivered, where each task written since the last call restores from."""
+        delivered = writer.locations(timeout)
+        out = {}
+        for tid, (number, size) in self._written.items():
+            where = delivered[state_key(tid[0], tid[1], 0, number)]
+            chain = self._chains.get(tid)
+            if number and chain is not None:
+                chain.location = chain.location.then(where.offsets)
+                chain.changes += size
+            else:
+                chain = self._chains[tid] = _Chain(where, size)
+            out[tid] = chain.location
+        self._written.clear()
+        return out
+
+    def forget(self, tid: tuple[str, int]) -> None:
+        """The task left this worker."""
+        self._chains.pop(tid, None)
+        self._written.pop(tid, None)
+
+
 class CheckpointReader:
     """Reads checkpoints back, by location, from committed data only."""
 
@@ -169,12 +263,53 @@ class CheckpointReader:
         self.key = key
 
     def read(self, stage: str, partition: int, where: Location, timeout: float = 30.0) -> Any:
-        """The task checkpointed at ``where``; ``StateError`` if it is not a valid one."""
-        name = (
-            f"checkpoint {state_key(stage, partition).decode()} at "
-            f"{self.topic}[{where.partition}]@{where.offsets[0]}"
-        )
-        chunks = self._chunks(stage, partition, where, name, timeout)
+        """The task checkpointed at ``where`` (with the changes after it replayed);
+        ``StateError`` if it is not a valid one."""
+        task = self._load(stage, partition, where.offsets, where.partition, 0, timeout)
+        if (
+            getattr(task, "stage_name", None) != stage
+            or getattr(task, "partition", -1) != partition
+            or isinstance(task, JoinChanges)
+        ):
+            raise StateError(f"{self._name(stage, partition, where.offsets, where.partition, 0)} "
+                             "holds another task; refusing it")  # fmt: skip
+        if not where.changes:
+            return task
+        calls = []
+        for number, offsets in enumerate(where.changes, 1):
+            changes = self._load(stage, partition, offsets, where.partition, number, timeout)
+            if not (
+                isinstance(task, JoinTask)
+                and isinstance(changes, JoinChanges)
+                and (changes.partition, changes.base, changes.number)
+                == (partition, where.offsets[0], number)
+            ):
+                name = self._name(stage, partition, offsets, where.partition, number)
+                raise StateError(f"{name} are not changes of the task before them; refusing them")
+            calls.extend(changes.calls)
+        task.replay(calls)
+        return task
+
+    def _name(
+        self, stage: str, partition: int, offsets: tuple[int, ...], at: int, changes: int
+    ) -> str:
+        what = "changes" if changes else "checkpoint"
+        key = state_key(stage, partition, 0, changes).decode()
+        return f"{what} {key} at {self.topic}[{at}]@{offsets[0]}"
+
+    def _load(
+        self,
+        stage: str,
+        partition: int,
+        offsets: tuple[int, ...],
+        at: int,
+        changes: int,
+        timeout: float,
+    ) -> Any:
+        """One checkpoint (or changes) unsealed and unpickled; ``StateError`` if it does not
+        verify."""
+        name = self._name(stage, partition, offsets, at, changes)
+        chunks = self._chunks(stage, partition, offsets, at, changes, name, timeout)
         try:
             payload = unseal(b"".join(chunks), self.key)
         except StateError as exc:
@@ -182,20 +317,21 @@ class CheckpointReader:
                 f"{name}: {exc}. Set DRIFTLINE_STATE_KEY to the key the workers wrote it with, "
                 "or reset the consumer group to start afresh"
             ) from None
-        task = pickle.loads(payload) if isinstance(payload, bytes) else None  # verified above
-        if (
-            getattr(task, "stage_name", None) != stage
-            or getattr(task, "partition", -1) != partition
-        ):
-            raise StateError(f"{name} holds another task; refusing it")
-        return task
+        return pickle.loads(payload) if isinstance(payload, bytes) else None  # verified above
 
     def _chunks(
-        self, stage: str, partition: int, where: Location, name: str, timeout: float
+        self,
+        stage: str,
+        partition: int,
+        offsets: tuple[int, ...],
+        at: int,
+        changes: int,
+        name: str,
+        timeout: float,
     ) -> list[bytes]:
-        wanted = {offset: index for index, offset in enumerate(where.offsets)}
+        wanted = {offset: index for index, offset in enumerate(offsets)}
         found: dict[int, bytes] = {}
-        self.consumer.assign([TopicPartition(self.topic, where.partition, min(wanted))])
+        self.consumer.assign([TopicPartition(self.topic, at, min(wanted))])
         deadline = time.monotonic() + timeout
         try:
             while len(found) < len(wanted):
@@ -206,7 +342,9 @@ class CheckpointReader:
                     continue
                 offset = message.offset() or 0
                 index = wanted.get(offset)
-                if index is not None and message.key() == state_key(stage, partition, index):
+                if index is not None and message.key() == state_key(
+                    stage, partition, index, changes
+                ):
                     found[index] = message.value() or b""
                 elif index is not None or offset > max(wanted):
                     raise StateError(
@@ -300,6 +438,7 @@ def restore(
         where = found.get((name, p))
         if name == "join":
             joins[p] = reader.read(name, p, where) if where else JoinTask(p, spec)
+            joins[p].keep_log()  # its next checkpoints may be its changes
         else:
             monitor = reader.read(name, p, where) if where else MonitorTask(p, spec, t.inputs)
             monitor.resize(t.inputs)
@@ -309,9 +448,11 @@ def restore(
                 monitor.retrain = None
             monitors[p] = monitor
     afresh = sorted(f"{name}/{p}" for name, p in tids if (name, p) not in found)
+    replayed = sum(len(where.changes) for where in found.values())
     log.info(
-        "assigned: join partitions %s, monitor partitions %s (%d restored from checkpoints%s)",
+        "assigned: join partitions %s, monitor partitions %s (%d restored from checkpoints%s%s)",
         sorted(joins), sorted(monitors), len(found),
+        f", with {replayed} commits of changes replayed" if replayed else "",
         f"; started afresh: {', '.join(afresh)}" if afresh else "",
     )  # fmt: skip
     return joins, monitors, positions

@@ -20,7 +20,12 @@ it (or, if it published a version with the same number meanwhile, publishes the 
 again as its next version); an adoption read again after a restart is ignored.
 
 Tasks are plain picklable objects with no Kafka in them; :mod:`driftline.streams.state` turns
-them into signed checkpoints.
+them into signed checkpoints. A join task holds what waits for its other half, up to the join's
+TTL (days of predictions), so it is not written whole at every commit: it can keep a log of the
+calls that changed it (:meth:`JoinTask.keep_log`), and a checkpoint may be that log since the
+previous one (:class:`JoinChanges`), which :meth:`JoinTask.replay` applies again on restore. The
+task is a function of its calls and their arguments (event times, never the clock), so the
+replayed task is the one that was logged.
 """
 
 from __future__ import annotations
@@ -36,18 +41,67 @@ from driftline.watermark import MergeBuffer, Progress
 if TYPE_CHECKING:  # importing driftline.models (River, SciPy) takes a second or two
     from driftline.models import Release, RetrainStage
 
-__all__ = ["Adoption", "JoinTask", "MonitorOutput", "MonitorTask"]
+__all__ = ["Adoption", "Call", "JoinChanges", "JoinTask", "MonitorOutput", "MonitorTask"]
+
+#: A call that changed a join task: the method's name and its arguments.
+Call = tuple[str, tuple[Any, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class JoinChanges:
+    """A join task's calls since its previous checkpoint: the ``number``-th changes written
+    after the whole task checkpointed at state-topic offset ``base``."""
+
+    partition: int
+    base: int
+    number: int
+    calls: list[Call]
+
+    stage_name = "join"
 
 
 class JoinTask:
     """The label join of one input partition, and how far in event time it has got."""
 
     stage_name = "join"
+    _log: list[Call] | None = None  # the calls since the last checkpoint, while kept
 
     def __init__(self, partition: int, spec: PipelineSpec) -> None:
         self.partition = partition
         self.spec = spec
         self._reset()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_log", None)
+        return state
+
+    @property
+    def logging(self) -> bool:
+        """Whether the task logs its calls."""
+        return self._log is not None
+
+    def keep_log(self) -> None:
+        """From now on, log the calls that change the task (:meth:`take_log`)."""
+        self._log = []
+
+    def take_log(self) -> list[Call]:
+        """The calls logged since the previous take (or :meth:`keep_log`); the log starts again."""
+        calls = self._log or []
+        if self._log is not None:
+            self._log = []
+        return calls
+
+    def replay(self, calls: Iterable[Call]) -> None:
+        """Make the logged calls again (their outputs were published when they were made)."""
+        log, self._log = self._log, None
+        try:
+            for name, args in calls:
+                if name not in _LOGGED:
+                    raise ValueError(f"not a logged call of a join task: {name!r}")
+                getattr(self, name)(*args)
+        finally:
+            self._log = log
 
     def _reset(self) -> None:
         self.stage = JoinStage(self.spec)
@@ -70,6 +124,8 @@ class JoinTask:
 
     def add(self, predictions: Sequence[Prediction], labels: Sequence[Label]) -> None:
         """Take a batch of this partition's events, held until :meth:`release`."""
+        if self._log is not None:
+            self._log.append(("add", (tuple(predictions), tuple(labels))))
         for name, events in (("predictions", predictions), ("labels", labels)):
             if events:
                 newest = max(e.ts or 0 for e in events)
@@ -83,6 +139,11 @@ class JoinTask:
         The runtime sets a frontier while one topic is catching up, so that the other does not
         run ahead of it by more than the lateness (its events would arrive late at the join).
         """
+        if self._log is not None:
+            self._log.append(("release", (frontier,)))
+        return self._release(frontier)
+
+    def _release(self, frontier: int | None) -> list[Sequenced]:
         held_p, held_y = self._held
         if frontier is None:
             ready_p, ready_y = held_p, held_y
@@ -108,7 +169,9 @@ class JoinTask:
 
     def drain(self) -> list[Sequenced]:
         """Release everything held (the partition went quiet, or the run ends)."""
-        items = self.release()
+        if self._log is not None:
+            self._log.append(("drain", ()))
+        items = self._release(None)
         self.drained = True
         return items + self.stage.flush()
 
@@ -118,6 +181,8 @@ class JoinTask:
         Every item at or before the watermark has been released: the join stage releases an
         event once it is ``lateness_ms`` behind the newest event time pushed.
         """
+        if self._log is not None:
+            self._log.append(("progress", ()))
         if self.drained:
             mark = Progress(self.partition, self.newest, drained=True)
         elif self.newest is None:
@@ -128,6 +193,11 @@ class JoinTask:
             return None
         self.reported = mark
         return mark
+
+
+#: The calls a join task logs (each changes it), and so the only ones :meth:`JoinTask.replay`
+#: makes.
+_LOGGED = frozenset({"add", "release", "drain", "progress"})
 
 
 class Adoption(NamedTuple):

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from driftline.errors import BrokerError
 from driftline.events import Alert
-from driftline.streams.state import CheckpointWriter, Location, state_key
+from driftline.streams.state import Chains, CheckpointWriter, Location
 
 __all__ = ["Restart", "TaskId", "Transaction"]
 
@@ -97,17 +97,18 @@ class Transaction:
     def commit(
         self,
         tasks: Mapping[TaskId, Any],
+        chains: Chains,
         offsets: Callable[[Mapping[TaskId, Location]], list[TopicPartition]],
         group: Any,
     ) -> dict[TaskId, int]:
-        """Checkpoint ``tasks``, send ``offsets(locations)`` and commit; checkpoint sizes."""
+        """Checkpoint ``tasks`` (whole or their changes, as ``chains`` decides), send
+        ``offsets(locations)`` and commit; the checkpoints' sizes."""
         writer = CheckpointWriter(self.producer, self.state_topic, self.key, self.max_bytes)
-        sizes = {tid: writer.write(tid[0], tid[1], task) for tid, task in tasks.items()}
+        sizes = {tid: chains.write(writer, tid, task) for tid, task in tasks.items()}
         try:
-            delivered = writer.locations(self.timeout)
+            where = chains.locations(writer, self.timeout)
         except BrokerError as exc:
             raise Restart(str(exc)) from None
-        where = {tid: delivered[state_key(*tid)] for tid in tasks}
         send = self.producer.send_offsets_to_transaction
         self._call("send offsets", send, offsets(where), group, self.timeout)
         self._call("commit", self.producer.commit_transaction, self.timeout)

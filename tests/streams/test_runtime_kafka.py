@@ -375,6 +375,47 @@ def test_kill_9_then_restart_loses_and_repeats_nothing(kafka_settings: Settings,
     assert counts["unlabelled"] >= len(expired - {y.event_id for y in labels}) - 2 * len(tasks)
 
 
+def test_a_restart_replays_the_join_changes_written_after_a_whole_checkpoint(
+    kafka_settings: Settings, tmp: Path
+) -> None:
+    settings = settings_for(kafka_settings)
+    create(settings)
+    predictions, labels = stream_events()
+    cut = predictions[N - 200].ts or 0
+    # Another model's predictions that never get a label, five a second over the TTL before
+    # the cut: the join tasks hold thousands of them, so once written whole at the first
+    # commit after a restore, they are checkpointed as their changes (a few events a commit).
+    others = [
+        Prediction(f"o{i}", "other", {"x0": float(i % 7)}, 0, ts=cut - 590_000 + 200 * i)
+        for i in range(2950)
+    ]
+    publish(settings, predictions[: N - 200] + others, [y for y in labels if (y.ts or 0) < cut])
+    WorkerProcess(settings, tmp / "first.log", "--exit-when-idle", "2").finish()
+    rest = [y for y in labels if (y.ts or 0) >= cut]
+    producer = publish_slowly(settings, predictions[N - 200 :], rest, seconds=3)
+    WorkerProcess(settings, tmp / "second.log", "--exit-when-idle", "2").finish()
+    producer.join(60)
+    log = WorkerProcess(settings, tmp / "last.log", "--exit-when-idle", "2").finish()
+    assert re.search(r"with [1-9]\d* commits of changes replayed", log), log
+
+    alerts_as_replayed(tmp, settings, predictions + others, labels)
+    tasks = load_checkpoints(
+        settings.kafka,
+        settings.run.group_id,
+        {"join": [settings.topics.predictions, settings.topics.labels]},
+        settings.topics.internal_prefix + "state",
+        KEY.encode(),
+    )
+    counts = sum((Counter(t.stage.joiner.counts) for t in tasks.values()), Counter())
+    assert counts["predictions"] == N + len(others) and counts["joined"] == len(labels)
+    # expired: the others a TTL older than the newest event (each partition's newest is a
+    # little older: a few seconds' worth of others, five a second, may still be held)
+    newest = max(e.ts or 0 for e in [*predictions, *labels])
+    expired = [o for o in others if (o.ts or 0) + settings.pipeline.join_ttl_ms <= newest]
+    assert 0 < len(expired) < len(others)
+    assert len(expired) - 25 <= counts["unlabelled"] <= len(expired)
+
+
 def test_two_workers_give_the_alerts_of_one(kafka_settings: Settings, tmp: Path) -> None:
     settings = settings_for(kafka_settings)
     create(settings)

@@ -23,7 +23,8 @@ from driftline.models import Release, RetrainSpec, RetrainStage
 from driftline.monitors.spec import MonitorSpec
 from driftline.monitors.windows import WindowSpec
 from driftline.pipeline import Pipeline, PipelineSpec, Sequenced
-from driftline.streams.tasks import JoinTask, MonitorTask
+from driftline.streams.state import dumps
+from driftline.streams.tasks import Call, JoinTask, MonitorTask
 from driftline.watermark import MergeBuffer, Progress
 
 KEY = b"test-signing-key-0123456789abcdef"
@@ -60,6 +61,9 @@ def _simulate(
     for event in sorted(predictions + labels, key=lambda e: _ts(e) + rng.uniform(0, jitter)):
         queues[_partition(event.event_id, inputs)].append(event)
     joins = [JoinTask(p, SPEC) for p in range(inputs)]
+    for task in joins:
+        task.keep_log()
+    stored = [(dumps(task), []) for task in joins]  # what a restore would find
     monitors = [
         MonitorTask(q, SPEC, inputs, RetrainStage(retrain, KEY, lateness_ms=0) if retrain else None)
         for q in range(outputs)
@@ -97,8 +101,16 @@ def _simulate(
         )
         q = rng.randrange(outputs)
         consume(q, rng.randint(read[q], len(logs[q])))
-        if rng.random() < 0.1:  # a rebalance: the task moves, through its checkpoint
-            joins[p] = pickle.loads(pickle.dumps(joins[p]))
+        if rng.random() < 0.3:  # a commit: the join task's whole checkpoint, or its changes
+            if rng.random() < 0.3:
+                joins[p].take_log()
+                stored[p] = (dumps(joins[p]), [])
+            else:
+                stored[p][1].extend(joins[p].take_log())
+        if rng.random() < 0.1:  # a rebalance: a commit, then the task moves
+            stored[p][1].extend(joins[p].take_log())
+            joins[p] = _restored(*stored[p])
+            stored[p] = (dumps(joins[p]), [])
             monitors[q] = pickle.loads(pickle.dumps(monitors[q]))
             stage = monitors[q].retrain
             if stage is not None:
@@ -114,6 +126,22 @@ def _simulate(
         releases += out.releases
         assert monitors[q].late == 0
     return alerts, releases
+
+
+def _restored(whole: bytes, calls: list[Call]) -> JoinTask:
+    """A join task from its whole checkpoint and the calls logged after it."""
+    task = pickle.loads(whole)
+    assert isinstance(task, JoinTask) and not task.logging
+    task.replay(pickle.loads(dumps(calls)))  # the calls as read back from their checkpoint
+    task.keep_log()
+    return task
+
+
+def _parts(task: JoinTask) -> dict[str, bytes]:
+    """The task's parts, each pickled (a whole pickle shares equal strings by identity, which
+    differs between a live task and a restored one)."""
+    parts = {k: dumps(v) for k, v in vars(task).items() if k != "stage"}
+    return parts | {f"stage.{k}": dumps(v) for k, v in vars(task.stage).items()}
 
 
 def _ts(event: Prediction | Label) -> int:
@@ -222,3 +250,39 @@ def test_drift_statistics_read_the_whole_model_detectors() -> None:
     assert {f for f, _ in stats} >= {"x0", "x9", "prediction", "scores.1"}
     numeric = SPEC.monitor.numeric_test
     assert stats["x0", numeric] > 0.5 > stats["x9", numeric]  # x0 shifted by one std
+
+
+def test_a_join_task_replayed_from_its_log_is_the_task_that_logged() -> None:
+    rng = random.Random(7)
+    predictions, labels = _events()
+    events = sorted(predictions + labels, key=lambda e: _ts(e) + rng.uniform(0, 10_000))
+    live = JoinTask(0, SPEC)
+    live.keep_log()
+    whole, calls = dumps(live), []
+    for start in range(0, len(events), 250):
+        chunk = events[start : start + 250]
+        live.add(
+            [e for e in chunk if isinstance(e, Prediction)],
+            [e for e in chunk if isinstance(e, Label)],
+        )
+        live.release(None if rng.random() < 0.5 else _ts(chunk[0]))
+        live.progress()
+        if start == 2500:
+            live.take_log()
+            whole, calls = dumps(live), []  # written whole: the log starts again
+        elif start % 1000 == 0:
+            calls += live.take_log()
+    calls += live.take_log()
+    assert len(calls) > 20 and {name for name, _ in calls} == {"add", "release", "progress"}
+    restored = _restored(whole, calls)
+    assert _parts(restored) == _parts(live)
+    assert restored.drain() == live.drain() != []
+    assert restored.stage.joiner.counts == live.stage.joiner.counts
+    assert restored.take_log() == live.take_log() == [("drain", ())]
+
+
+def test_a_join_task_replays_only_its_own_calls() -> None:
+    task = JoinTask(0, SPEC)
+    with pytest.raises(ValueError, match="__setstate__"):
+        task.replay([("__setstate__", ({},))])
+    assert not task.logging and task.take_log() == []

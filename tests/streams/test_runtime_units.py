@@ -3,6 +3,7 @@ the retraining glue."""
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import socket
 import urllib.request
@@ -26,7 +27,7 @@ from driftline.streams.artifacts import LocalArtifactStore, fetch
 from driftline.streams.metrics import PrometheusObserver, serve_metrics
 from driftline.streams.retrain import Retraining
 from driftline.streams.runtime import Topology, Worker
-from driftline.streams.state import Location, restore
+from driftline.streams.state import Chains, CheckpointWriter, Location, restore
 from driftline.streams.tasks import JoinTask, MonitorTask
 
 MODELS_KEY = "models-key-for-tests-0123456789abcdef"
@@ -68,10 +69,92 @@ def test_metrics_are_served_and_can_be_turned_off() -> None:
 
 
 def test_checkpoint_locations_round_trip_through_offset_metadata() -> None:
-    for where in (Location((42,), 3), Location((42, 43, 45), 0)):
+    chain = Location((42, 43), 1, ((50,), (61, 62, 63)))
+    for where in (Location((42,), 3), Location((42, 43, 45), 0), chain):
         assert Location.parse(where.metadata()) == where
-    for other in (None, "", "something else", "driftline-state x@y"):
+    assert chain.metadata() == "driftline-state 1@42,43;50;61,62,63"
+    for other in (None, "", "something else", "driftline-state x@y", "driftline-state 1@4;x"):
         assert Location.parse(other) is None
+    # the newest of two locations: more changes after the same checkpoint, or a newer one
+    assert Location((42, 43), 1) < Location((42, 43), 1, ((50,),)) < chain < Location((70,), 1)
+
+
+class _Producer:
+    """Delivers every record at the next offset of its partition when flushed."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, int, int]] = []  # key, partition, offset
+        self._pending: list[tuple[Any, bytes, int]] = []
+        self._next: dict[int, int] = {}
+
+    def produce(self, topic: str, value: bytes, key: bytes, partition: int, on_delivery: Any):
+        self._pending.append((on_delivery, key, partition))
+
+    def flush(self, timeout: float) -> int:
+        for callback, key, partition in self._pending:
+            offset = self._next.get(partition, 0)
+            self._next[partition] = offset + 1
+            self.records.append((key, partition, offset))
+            callback(None, SimpleNamespace(offset=lambda offset=offset: offset))
+        self._pending.clear()
+        return 0
+
+
+def _commit(chains: Chains, producer: _Producer, tasks: dict[Any, Any]) -> dict[Any, Location]:
+    writer = CheckpointWriter(producer, ("state", 2), b"k" * 32, 1_000_000)  # type: ignore[arg-type]
+    for tid, task in tasks.items():
+        chains.write(writer, tid, task)
+    return chains.locations(writer, 1.0)
+
+
+def test_a_join_task_is_written_whole_then_as_changes_until_they_outweigh_it() -> None:
+    stream = drifting_stream(3000, seed=1)
+    spec = PipelineSpec(join_ttl_ms=10**12)  # nothing expires: the task grows with the stream
+    join, monitor = JoinTask(0, spec), MonitorTask(1, spec, 1)
+    join.keep_log()
+    chains, producer = Chains(), _Producer()
+    wheres = []
+    for start in range(0, 3000, 100):
+        join.add(stream.predictions[start : start + 100], stream.labels[start : start + 50])
+        join.release()
+        wheres.append(_commit(chains, producer, {("join", 0): join, ("monitor", 1): monitor}))
+    keys = [key.decode() for key, *_ in producer.records]
+    assert keys[:4] == ["join/0", "monitor/1", "join/0~1", "monitor/1"]
+    assert not any("monitor/1~" in k for k in keys)  # a monitor task is always whole
+    lengths = [len(w[("join", 0)].changes) for w in wheres]
+    # changes follow the whole task until they weigh more than it; it is written whole again
+    # (the task grows as fast as its changes: each chain is about as long as all before it)
+    assert lengths[:2] == [0, 1] and max(lengths) >= 8 and 3 <= lengths.count(0) <= 6, lengths
+    assert all(b in (a + 1, 0) for a, b in itertools.pairwise(lengths))
+    for where, length in zip(wheres, lengths, strict=True):
+        base = where[("join", 0)]
+        at = {(p, o): k for k, p, o in producer.records}
+        assert at[(base.partition, base.offsets[0])] == b"join/0"
+        numbers = [at[(base.partition, c[0])] for c in base.changes]
+        assert numbers == [f"join/0~{n}".encode() for n in range(1, length + 1)]
+
+    # without a log, and after the task left the worker, the next checkpoint is whole
+    chains.forget(("join", 0))
+    assert _commit(chains, producer, {("join", 0): join})[("join", 0)].changes == ()
+    assert _commit(chains, producer, {("join", 0): join})[("join", 0)].changes != ()
+    plain = JoinTask(2, spec)
+    for _ in range(3):
+        assert _commit(chains, producer, {("join", 2): plain})[("join", 2)].changes == ()
+
+
+def test_changes_stop_before_the_location_outgrows_offset_metadata() -> None:
+    stream = drifting_stream(2000, seed=1)
+    join = JoinTask(0, PipelineSpec(join_ttl_ms=10**12))
+    join.keep_log()
+    join.add(stream.predictions[:1500], [])  # a big task, then small changes
+    chains, producer = Chains(max_metadata=60), _Producer()
+    lengths = []
+    for start in range(1500, 1540):
+        join.add(stream.predictions[start : start + 1], [])
+        where = _commit(chains, producer, {("join", 0): join})[("join", 0)]
+        assert len(where.metadata()) <= 60 + 21
+        lengths.append(len(where.changes))
+    assert max(lengths) >= 2 and lengths.count(0) >= 3
 
 
 def test_run_needs_a_state_key(
