@@ -3,7 +3,8 @@
 Needs a broker of your own (``KAFKA_LOCAL_PORT=49092 docker/kafka-local/kafka-local start``).
 Each measurement runs in its own process, one after the other, on fresh topics:
 
-1. publish ``N`` events (a prediction with 10 features and its label: two records);
+1. publish ``N`` events (a prediction with 10 features and its label ``--label-lag`` events
+   later: two records);
 2. the **ceiling**: a bare confluent-kafka consumer, ``orjson.loads`` on every record of both
    topics, nothing else;
 3. ``driftline run`` (``--workers`` processes, 1 by default) over the same topics: join,
@@ -53,13 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000, help="events (default 200,000)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--label-lag",
+        type=int,
+        default=50,
+        help="events between a prediction and its label (default 50); a long lag makes the "
+        "join hold many predictions",
+    )
     parser.add_argument("--rate", type=int, default=2000, help="latency run: events/s")
     parser.add_argument("--latency-seconds", type=float, default=60.0, help="0: no latency run")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     settings = run.make_settings(args.bootstrap, args.partitions)
-    seconds = _alone(run.publish, settings, args.events)
+    seconds = _alone(run.publish, settings, args.events, args.label_lag)
     print(f"published {args.events:,} events ({2 * args.events:,} records) in {seconds:.1f}s")
     ceiling = _alone(run.ceiling, settings, args.events)
     print(f"ceiling (consume + orjson): {ceiling['events_per_s']:,.0f} events/s")
@@ -73,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         f"(ceiling process {ceiling['rss_mb']:,.0f} MB); {driftline['alerts']:.0f} alerts, "
         f"{driftline['restarts']:.0f} restarts"
     )
-    pure = _alone(run.core, args.events)
+    pure = _alone(run.core, args.events, args.label_lag)
     print(
         f"core alone (Pipeline in memory, no Kafka): {pure['events_per_s']:,.0f} events/s; "
         f"driftline run = {driftline['events_per_s'] / pure['events_per_s']:.0%} of it"
     )
     results: dict[str, Any] = {"events": args.events, "partitions": args.partitions}
+    results["label_lag"] = args.label_lag
     results.update(ceiling=ceiling, driftline=driftline, ratio=ratio, core=pure)
     if args.latency_seconds > 0:
         live = run.make_settings(

@@ -1,7 +1,8 @@
 """The measurements of ``python -m bench.kafka``, each in its own process.
 
 - :func:`publish`: ``n`` events of :func:`driftline.datasets.drifting_stream` (10 numeric
-  features, two class scores, a tag, a label 50 events later), pre-encoded, to fresh topics.
+  features, two class scores, a tag, a label ``label_lag`` events later: 50 by default, in
+  event time and in the topics), pre-encoded, to fresh topics.
 - :func:`ceiling`: a bare confluent-kafka consumer reading both input topics with
   ``orjson.loads`` on every value and nothing else: the most any Python worker could do.
 - :func:`worker` and :func:`throughput`: :func:`driftline.streams.runtime.run_worker` in one or
@@ -63,14 +64,18 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def publish(settings: Settings, n: int) -> float:
-    """Publish ``n`` predictions and their labels in event-time order; seconds taken."""
+def _stream(n: int, lag: int) -> Any:
+    return drifting_stream(n, seed=1, shift_at=n // 2, concept_at=(3 * n) // 4, label_delay=lag)
+
+
+def publish(settings: Settings, n: int, lag: int = 50) -> float:
+    """Publish ``n`` predictions and their labels (``lag`` events later) in event-time order;
+    seconds taken."""
     create_topics(settings)
-    stream = drifting_stream(n, seed=1, shift_at=n // 2, concept_at=(3 * n) // 4)
+    stream = _stream(n, lag)
     producer = clients.producer(settings.kafka, **{"queue.buffering.max.messages": 1_000_000})
     topics = settings.topics
     started = time.perf_counter()
-    lag = 50
     for i, prediction in enumerate(stream.predictions):
         _produce(producer, topics.predictions, prediction.event_id.encode(), encode(prediction))
         if i >= lag:
@@ -82,14 +87,15 @@ def publish(settings: Settings, n: int) -> float:
     return time.perf_counter() - started
 
 
-def core(n: int) -> dict[str, float]:
+def core(n: int, lag: int = 50) -> dict[str, float]:
     """The pure pipeline over the same events in memory, in batches of 1,000: events/s."""
-    stream = drifting_stream(n, seed=1, shift_at=n // 2, concept_at=(3 * n) // 4)
+    stream = _stream(n, lag)
     pipeline = Pipeline()
     started = time.perf_counter()
     for i in range(0, n, 1000):
-        pipeline.push(stream.predictions[i : i + 1000], stream.labels[max(0, i - 50) : i + 950])
-    pipeline.push([], stream.labels[max(0, n - 50) :])
+        labels = stream.labels[max(0, i - lag) : max(0, i + 1000 - lag)]
+        pipeline.push(stream.predictions[i : i + 1000], labels)
+    pipeline.push([], stream.labels[max(0, n - lag) :])
     pipeline.flush()
     seconds = time.perf_counter() - started
     return {"events_per_s": n / seconds, "seconds": seconds}
@@ -160,6 +166,7 @@ def worker(settings: Settings) -> dict[str, float]:
         "rss_mb": _rss_mb(),
         "alerts": float(report.counts["alerts"]),
         "restarts": float(report.counts["restarts"]),
+        "commits": float(report.counts["commits"]),
     }
 
 
@@ -176,6 +183,7 @@ def throughput(runs: list[dict[str, float]], n: int, partitions: int) -> dict[st
         "rss_mb": max(r["rss_mb"] for r in runs),
         "alerts": sum(r["alerts"] for r in runs),
         "restarts": sum(r["restarts"] for r in runs),
+        "commits": sum(r["commits"] for r in runs),
         "workers": float(len(runs)),
     }
 

@@ -197,6 +197,7 @@ class _Chain:
     location: Location
     size: int  # bytes of the whole checkpoint
     changes: int = 0  # bytes of the changes since
+    per_event: float = 150.0  # bytes of changes per event logged, as last written
 
 
 class Chains:
@@ -215,11 +216,13 @@ class Chains:
         stage, partition = tid
         chain = self._chains.get(tid)
         if isinstance(task, JoinTask) and task.logging:
-            calls = task.take_log()
-            if chain is not None:
+            events, calls = task.logged_events, task.take_log()
+            # pickled only when they may fit: when they do not, they are the costly case
+            if chain is not None and chain.changes + events * chain.per_event <= chain.size:
                 number = len(chain.location.changes) + 1
                 base = chain.location.offsets[0]
                 payload = dumps(JoinChanges(partition, base, number, calls))
+                chain.per_event = len(payload) / max(1, events)
                 chunks = -(-len(payload) // writer.chunk)
                 room = self.max_metadata - len(chain.location.metadata())
                 if chain.changes + len(payload) <= chain.size and 21 * chunks <= room:
@@ -242,8 +245,9 @@ class Chains:
             if number and chain is not None:
                 chain.location = chain.location.then(where.offsets)
                 chain.changes += size
-            else:
-                chain = self._chains[tid] = _Chain(where, size)
+            else:  # whole: a new chain (what an event's changes weigh is still known)
+                per_event = chain.per_event if chain is not None else _Chain.per_event
+                chain = self._chains[tid] = _Chain(where, size, per_event=per_event)
             out[tid] = chain.location
         self._written.clear()
         return out

@@ -65,6 +65,7 @@ class JoinTask:
 
     stage_name = "join"
     _log: list[Call] | None = None  # the calls since the last checkpoint, while kept
+    logged_events = 0  # the events in those calls
 
     def __init__(self, partition: int, spec: PipelineSpec) -> None:
         self.partition = partition
@@ -74,6 +75,7 @@ class JoinTask:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_log", None)
+        state.pop("logged_events", None)
         return state
 
     @property
@@ -83,13 +85,13 @@ class JoinTask:
 
     def keep_log(self) -> None:
         """From now on, log the calls that change the task (:meth:`take_log`)."""
-        self._log = []
+        self._log, self.logged_events = [], 0
 
     def take_log(self) -> list[Call]:
         """The calls logged since the previous take (or :meth:`keep_log`); the log starts again."""
         calls = self._log or []
         if self._log is not None:
-            self._log = []
+            self._log, self.logged_events = [], 0
         return calls
 
     def replay(self, calls: Iterable[Call]) -> None:
@@ -126,6 +128,7 @@ class JoinTask:
         """Take a batch of this partition's events, held until :meth:`release`."""
         if self._log is not None:
             self._log.append(("add", (tuple(predictions), tuple(labels))))
+            self.logged_events += len(predictions) + len(labels)
         for name, events in (("predictions", predictions), ("labels", labels)):
             if events:
                 newest = max(e.ts or 0 for e in events)
