@@ -217,12 +217,16 @@ class Chains:
         chain = self._chains.get(tid)
         if isinstance(task, JoinTask) and task.logging:
             events, calls = task.logged_events, task.take_log()
-            # pickled only when they may fit: when they do not, they are the costly case
-            if chain is not None and chain.changes + events * chain.per_event <= chain.size:
+            # pickled only when they may fit: when they do not, they are the costly case. The
+            # estimate learns from big enough changes, and halves each time it kept them from trying
+            if chain is not None and chain.changes + events * chain.per_event > chain.size:
+                chain.per_event /= 2
+            elif chain is not None:
                 number = len(chain.location.changes) + 1
                 base = chain.location.offsets[0]
                 payload = dumps(JoinChanges(partition, base, number, calls))
-                chain.per_event = len(payload) / max(1, events)
+                if events >= 100:
+                    chain.per_event = len(payload) / events
                 chunks = -(-len(payload) // writer.chunk)
                 room = self.max_metadata - len(chain.location.metadata())
                 if chain.changes + len(payload) <= chain.size and 21 * chunks <= room:

@@ -3,6 +3,7 @@ the retraining glue."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import pickle
 import socket
@@ -321,3 +322,23 @@ def test_a_failed_session_is_restarted_and_counted_by_reason(
     value = registry.get_sample_value
     assert value("driftline_restarts_total", {"reason": "artifact_store"}) == 1
     assert value("driftline_restarts_total", {"reason": "kafka"}) == 1
+
+
+def test_changes_resume_after_a_few_heavy_events_made_them_look_too_big() -> None:
+    stream = drifting_stream(5000, seed=2)
+    join = JoinTask(0, PipelineSpec(join_ttl_ms=10**12))
+    join.keep_log()
+    join.add(stream.predictions[:3000], [])
+    chains, producer = Chains(), _Producer()
+    _commit(chains, producer, {("join", 0): join})  # whole
+    heavy = [
+        dataclasses.replace(p, features={f"f{i}": i + n / 7 for i in range(1000)})
+        for n, p in enumerate(stream.predictions[3000:3100])
+    ]
+    join.add(heavy, [])  # too big to be changes: whole, and an event now looks heavy
+    assert not _commit(chains, producer, {("join", 0): join})[("join", 0)].changes
+    lengths = []
+    for n, start in enumerate(range(3100, 5000, 200)):  # light events, as many joined: steady
+        join.add(stream.predictions[start : start + 200], stream.labels[200 * n : 200 * n + 200])
+        lengths.append(len(_commit(chains, producer, {("join", 0): join})[("join", 0)].changes))
+    assert lengths[0] == 0 and max(lengths) >= 2, lengths
