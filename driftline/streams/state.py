@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -262,6 +262,23 @@ class Chains:
         self._written.pop(tid, None)
 
 
+class _Part(NamedTuple):
+    """The records of one checkpoint: a task's whole one, or its ``changes``-th changes."""
+
+    stage: str
+    partition: int
+    offsets: tuple[int, ...]  # of its chunks
+    at: int  # the state topic's partition
+    changes: int = 0
+
+    def key(self, chunk: int) -> bytes:
+        return state_key(self.stage, self.partition, chunk, self.changes)
+
+    def name(self, topic: str) -> str:
+        what = "changes" if self.changes else "checkpoint"
+        return f"{what} {self.key(0).decode()} at {topic}[{self.at}]@{self.offsets[0]}"
+
+
 class CheckpointReader:
     """Reads checkpoints back, by location, from committed data only."""
 
@@ -273,51 +290,38 @@ class CheckpointReader:
     def read(self, stage: str, partition: int, where: Location, timeout: float = 30.0) -> Any:
         """The task checkpointed at ``where`` (with the changes after it replayed);
         ``StateError`` if it is not a valid one."""
-        task = self._load(stage, partition, where.offsets, where.partition, 0, timeout)
+        whole = _Part(stage, partition, where.offsets, where.partition)
+        task = self._load(whole, timeout)
         if (
             getattr(task, "stage_name", None) != stage
             or getattr(task, "partition", -1) != partition
             or isinstance(task, JoinChanges)
         ):
-            raise StateError(f"{self._name(stage, partition, where.offsets, where.partition, 0)} "
-                             "holds another task; refusing it")  # fmt: skip
-        if not where.changes:
-            return task
+            raise StateError(f"{whole.name(self.topic)} holds another task; refusing it")
         calls = []
         for number, offsets in enumerate(where.changes, 1):
-            changes = self._load(stage, partition, offsets, where.partition, number, timeout)
+            part = whole._replace(offsets=offsets, changes=number)
+            changes = self._load(part, timeout)
             if not (
                 isinstance(task, JoinTask)
                 and isinstance(changes, JoinChanges)
                 and (changes.partition, changes.base, changes.number)
                 == (partition, where.offsets[0], number)
             ):
-                name = self._name(stage, partition, offsets, where.partition, number)
-                raise StateError(f"{name} are not changes of the task before them; refusing them")
+                raise StateError(
+                    f"{part.name(self.topic)} are not changes of the task before them; "
+                    "refusing them"
+                )
             calls.extend(changes.calls)
-        task.replay(calls)
+        if calls:
+            task.replay(calls)
         return task
 
-    def _name(
-        self, stage: str, partition: int, offsets: tuple[int, ...], at: int, changes: int
-    ) -> str:
-        what = "changes" if changes else "checkpoint"
-        key = state_key(stage, partition, 0, changes).decode()
-        return f"{what} {key} at {self.topic}[{at}]@{offsets[0]}"
-
-    def _load(
-        self,
-        stage: str,
-        partition: int,
-        offsets: tuple[int, ...],
-        at: int,
-        changes: int,
-        timeout: float,
-    ) -> Any:
+    def _load(self, part: _Part, timeout: float) -> Any:
         """One checkpoint (or changes) unsealed and unpickled; ``StateError`` if it does not
         verify."""
-        name = self._name(stage, partition, offsets, at, changes)
-        chunks = self._chunks(stage, partition, offsets, at, changes, name, timeout)
+        name = part.name(self.topic)
+        chunks = self._chunks(part, name, timeout)
         try:
             payload = unseal(b"".join(chunks), self.key)
         except StateError as exc:
@@ -327,19 +331,11 @@ class CheckpointReader:
             ) from None
         return pickle.loads(payload) if isinstance(payload, bytes) else None  # verified above
 
-    def _chunks(
-        self,
-        stage: str,
-        partition: int,
-        offsets: tuple[int, ...],
-        at: int,
-        changes: int,
-        name: str,
-        timeout: float,
-    ) -> list[bytes]:
+    def _chunks(self, part: _Part, name: str, timeout: float) -> list[bytes]:
+        offsets = part.offsets
         wanted = {offset: index for index, offset in enumerate(offsets)}
         found: dict[int, bytes] = {}
-        self.consumer.assign([TopicPartition(self.topic, at, min(wanted))])
+        self.consumer.assign([TopicPartition(self.topic, part.at, min(wanted))])
         deadline = time.monotonic() + timeout
         try:
             while len(found) < len(wanted):
@@ -350,9 +346,7 @@ class CheckpointReader:
                     continue
                 offset = message.offset() or 0
                 index = wanted.get(offset)
-                if index is not None and message.key() == state_key(
-                    stage, partition, index, changes
-                ):
+                if index is not None and message.key() == part.key(index):
                     found[index] = message.value() or b""
                 elif index is not None or offset > max(wanted):
                     raise StateError(

@@ -20,23 +20,26 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from driftline.checkpoint import seal
 from driftline.cli import main
 from driftline.codec import decode, decode_internal_many, encode
 from driftline.datasets import drifting_stream
 from driftline.errors import BrokerError, StateError
 from driftline.events import Alert, Label, Prediction
-from driftline.pipeline import Sequenced
+from driftline.pipeline import PipelineSpec, Sequenced
 from driftline.settings import Settings
 from driftline.streams import clients
 from driftline.streams.metrics import PrometheusObserver
 from driftline.streams.replay import replay
 from driftline.streams.runtime import check_topics, run_worker
-from driftline.streams.state import Location, load_checkpoints
+from driftline.streams.state import Location, dumps, load_checkpoints
+from driftline.streams.tasks import JoinChanges, JoinTask
 from driftline.streams.topics import create_topics
 
 pytestmark = pytest.mark.kafka
@@ -234,6 +237,18 @@ def read_alerts(settings: Settings) -> list[Alert]:
     return alerts
 
 
+def join_counts(settings: Settings) -> tuple[dict[tuple[str, int], Any], Counter[str]]:
+    """The committed join tasks, and their joiners' counts added up."""
+    tasks = load_checkpoints(
+        settings.kafka,
+        settings.run.group_id,
+        {"join": [settings.topics.predictions, settings.topics.labels]},
+        settings.topics.internal_prefix + "state",
+        KEY.encode(),
+    )
+    return tasks, sum((Counter(t.stage.joiner.counts) for t in tasks.values()), Counter())
+
+
 def joined_items(settings: Settings, isolation: str = "read_committed") -> Counter[str]:
     """How many times each item key (``p/<id>``, ``y/<id>``) is in the joined topic."""
     records = read_topic(settings, settings.topics.internal_prefix + "joined", isolation)
@@ -311,17 +326,9 @@ def test_shift_and_concept_change_give_the_replay_alerts(
     assert 0.9 < coverage < 1.0  # one prediction in 40 has no label
     assert sample("driftline_label_delay_seconds_count") == len(labels) - 25
 
-    tasks = load_checkpoints(
-        settings.kafka,
-        settings.run.group_id,
-        {"join": [settings.topics.predictions, settings.topics.labels]},
-        settings.topics.internal_prefix + "state",
-        KEY.encode(),
-    )
-    joiners = [task.stage.joiner.counts for task in tasks.values()]
-    assert sum(c["predictions"] for c in joiners) == N
-    assert sum(c["joined"] for c in joiners) == len(labels) - 25
-    assert sum(c["duplicate_labels"] for c in joiners) == 25
+    _, counts = join_counts(settings)
+    assert counts["predictions"] == N and counts["joined"] == len(labels) - 25
+    assert counts["duplicate_labels"] == 25
 
 
 def test_kill_9_then_restart_loses_and_repeats_nothing(kafka_settings: Settings, tmp: Path) -> None:
@@ -355,14 +362,7 @@ def test_kill_9_then_restart_loses_and_repeats_nothing(kafka_settings: Settings,
     assert outcomes == {f"y/{y.event_id}" for y in labels}
     letters = read_topic(settings, settings.topics.deadletter)
     assert len(letters) == len(MALFORMED)
-    tasks = load_checkpoints(
-        settings.kafka,
-        settings.run.group_id,
-        {"join": [settings.topics.predictions, settings.topics.labels]},
-        settings.topics.internal_prefix + "state",
-        KEY.encode(),
-    )
-    counts = sum((Counter(t.stage.joiner.counts) for t in tasks.values()), Counter())
+    tasks, counts = join_counts(settings)
     assert counts["predictions"] == N and counts["joined"] == len(labels)
     unlabelled = N - len(labels)
     # every prediction is joined, expired unlabelled, or still waiting for its label (TTL)
@@ -399,14 +399,7 @@ def test_a_restart_replays_the_join_changes_written_after_a_whole_checkpoint(
     assert re.search(r"with [1-9]\d* commits of changes replayed", log), log
 
     alerts_as_replayed(tmp, settings, predictions + others, labels)
-    tasks = load_checkpoints(
-        settings.kafka,
-        settings.run.group_id,
-        {"join": [settings.topics.predictions, settings.topics.labels]},
-        settings.topics.internal_prefix + "state",
-        KEY.encode(),
-    )
-    counts = sum((Counter(t.stage.joiner.counts) for t in tasks.values()), Counter())
+    _, counts = join_counts(settings)
     assert counts["predictions"] == N + len(others) and counts["joined"] == len(labels)
     # expired: the others a TTL older than the newest event (each partition's newest is a
     # little older: a few seconds' worth of others, five a second, may still be held)
@@ -481,6 +474,49 @@ def test_a_checkpoint_with_a_bad_signature_is_refused(kafka_settings: Settings, 
     )
     consumer.close()
     with pytest.raises(StateError, match="signature does not match"):
+        run_worker(settings, handle_signals=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "another chain's"])
+def test_changes_that_do_not_verify_or_follow_their_checkpoint_are_refused(
+    kafka_settings: Settings, tmp: Path, forgery: str
+) -> None:
+    settings = settings_for(kafka_settings, exit_when_idle=1.0)
+    create(settings)
+    marker = tmp / "unpickled"
+
+    class Forged:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (Path.touch, (str(marker),))
+
+    key = KEY.encode()
+    whole = seal(dumps(JoinTask(0, PipelineSpec())), key)
+    if forgery == "unsigned":  # would create the marker if it were ever unpickled
+        changes = b"\x01" + b"\x00" * 32 + pickle.dumps(Forged())
+    else:  # signed, but written after another whole checkpoint (offset 99)
+        changes = seal(dumps(JoinChanges(0, 99, 1, [("drain", ())])), key)
+    state_topic = settings.topics.internal_prefix + "state"
+    producer = clients.producer(settings.kafka)
+    delivered: list[int] = []
+    for record_key, value in ((b"join/0", whole), (b"join/0~1", changes)):
+        producer.produce(
+            state_topic,
+            value,
+            record_key,
+            partition=0,
+            on_delivery=lambda e, m: delivered.append(m.offset()),
+        )
+        producer.flush(10)
+    where = Location((delivered[0],), 0, ((delivered[1],),))
+    consumer = clients.consumer(settings.kafka, settings.run.group_id)
+    consumer.commit(
+        offsets=[TopicPartition(settings.topics.predictions, 0, 0, where.metadata())],
+        asynchronous=False,
+    )
+    consumer.close()
+    expected = "signature does not match" if forgery == "unsigned" else "not changes of the task"
+    with pytest.raises(StateError, match=expected):
         run_worker(settings, handle_signals=False)
     assert not marker.exists()
 
