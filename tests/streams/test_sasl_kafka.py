@@ -36,10 +36,12 @@ from test_runtime_kafka import (
     worker_env,
 )
 
+from driftline.datasets import drifting_stream
 from driftline.errors import BrokerError
 from driftline.events import Alert, Prediction
-from driftline.sdk import AlertSubscriber, PredictionLogger
-from driftline.settings import Settings
+from driftline.models import Retrainer, RetrainSpec
+from driftline.sdk import AlertSubscriber, ModelRegistry, ModelSubscriber, PredictionLogger
+from driftline.settings import ModelsSettings, Settings
 from driftline.streams.clients import check_reachable
 
 pytestmark = pytest.mark.kafka
@@ -130,6 +132,40 @@ def test_topics_create_logger_run_and_subscriber_authenticate_with_scram(
     assert sorted(a.alert_id for a in subscribed) == sorted(a.alert_id for a in alerts)
 
     assert password not in created.stdout + created.stderr + log
+
+
+def test_the_model_registry_and_subscriber_authenticate_with_scram(
+    sasl_settings: Settings, kafka_sasl_broker: SaslBroker, tmp_path: Path
+) -> None:
+    key = "models-key-for-sasl-0123456789abcdef"
+    models = ModelsSettings(key=key, artifact_dir=str(tmp_path / "artifacts"))
+    settings = sasl_settings.model_copy(update={"models": models})
+    env = {**kafka_sasl_broker.env(), "DRIFTLINE_MODELS_KEY": key}
+    env["DRIFTLINE_MODELS_ARTIFACT_DIR"] = models.artifact_dir
+    assert driftline(settings, env, "topics", "create").returncode == 0
+
+    # A trainer publishes through the registry, a serving process subscribes: both over SCRAM.
+    stream = drifting_stream(400, seed=1)
+    spec = RetrainSpec(learner="logistic_regression", min_events=300, refresh_every=0)
+    retrainer = Retrainer("demo", spec, key.encode())
+    releases = retrainer.learn_many(zip(stream.predictions, stream.labels, strict=True))
+    assert releases
+    registry = ModelRegistry(settings)
+    try:
+        registry.ensure_topics()
+        published = registry.publish(releases[0])
+    finally:
+        registry.close()
+    with ModelSubscriber(settings, "demo") as subscriber:
+        deadline = time.monotonic() + 30
+        while subscriber.version != published.version and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert subscriber.version == published.version and not subscriber.refused
+        assert subscriber.model.predict_one(dict(stream.predictions[0].features)) in (0, 1)
+
+    listed = driftline(settings, env, "models", "list")
+    assert listed.returncode == 0 and "demo" in listed.stdout, listed.stderr
+    assert kafka_sasl_broker.password not in listed.stdout + listed.stderr
 
 
 def test_a_wrong_password_is_a_prompt_one_line_error_that_hides_it(
