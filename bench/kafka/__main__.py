@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rate", type=int, default=2000, help="latency run: events/s")
     parser.add_argument("--latency-seconds", type=float, default=60.0, help="0: no latency run")
+    parser.add_argument(
+        "--unlabelled",
+        type=float,
+        default=0.0,
+        help="latency run: the share of predictions that never get a label (the join holds them)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -93,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         live = run.make_settings(
             args.bootstrap, args.partitions, lateness_ms=200, commit_interval_ms=100
         )
-        latency = _alone(run.latency, live, args.rate, args.latency_seconds, args.workers)
+        latency = _alone(
+            run.latency, live, args.rate, args.latency_seconds, args.workers, args.unlabelled
+        )
         print(
             f"latency at {args.rate:,} events/s ({args.workers} worker"
             f"{'s' if args.workers > 1 else ''}, published at "
@@ -102,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             f"triggering event to a readable alert; commit p99 {latency['commit_p99_s']:.2f}s"
         )
         results["latency"] = {"rate": args.rate, "seconds": args.latency_seconds, **latency}
+        results["latency"]["unlabelled"] = args.unlabelled
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     return 0

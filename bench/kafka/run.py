@@ -188,10 +188,14 @@ def throughput(runs: list[dict[str, float]], n: int, partitions: int) -> dict[st
     }
 
 
-def latency(settings: Settings, rate: int, seconds: float, workers: int = 1) -> dict[str, float]:
+def latency(
+    settings: Settings, rate: int, seconds: float, workers: int = 1, unlabelled: float = 0.0
+) -> dict[str, float]:
     """Alerts' delay from their triggering event to being readable, at ``rate`` events/s, with
     ``workers`` worker processes. The publisher is a process of its own too, as the services
-    that publish are (a thread would take its share of a worker's interpreter lock)."""
+    that publish are (a thread would take its share of a worker's interpreter lock). A share
+    ``unlabelled`` of the predictions never gets a label: the join holds them (its TTL), and
+    its state grows through the run."""
     create_topics(settings)
     spawn = multiprocessing.get_context("spawn")
     stop, published, results = spawn.Event(), spawn.Value("q", 0), spawn.Queue()
@@ -202,7 +206,9 @@ def latency(settings: Settings, rate: int, seconds: float, workers: int = 1) -> 
         process.start()
     reader = clients.consumer(settings.kafka, f"reader-{uuid.uuid4().hex[:8]}")
     reader.subscribe([settings.topics.alerts])
-    publisher = spawn.Process(target=_steady, args=(settings, rate, seconds, stop, published))
+    publisher = spawn.Process(
+        target=_steady, args=(settings, rate, seconds, stop, published, unlabelled)
+    )
     time.sleep(8)  # the workers' and the reader's group joins
     publisher.start()
     delays: list[float] = []
@@ -247,9 +253,12 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def _steady(settings: Settings, rate: int, seconds: float, stop: Any, published: Any) -> None:
+def _steady(
+    settings: Settings, rate: int, seconds: float, stop: Any, published: Any, unlabelled: float
+) -> None:
     """Publish at ``rate`` events/s; each period another feature is shifted by 1 sd (the alert
-    policy's cooldown allows one firing alert per feature and hour)."""
+    policy's cooldown allows one firing alert per feature and hour); a share ``unlabelled`` of
+    the predictions gets no label."""
     producer = clients.producer(settings.kafka, **{"linger.ms": 1})
     rng = np.random.default_rng(0)
     topics, started, i = settings.topics, time.monotonic(), 0
@@ -266,9 +275,11 @@ def _steady(settings: Settings, rate: int, seconds: float, stop: Any, published:
                 ts=now_ms,
             )  # fmt: skip
             _produce(producer, topics.predictions, event_id.encode(), encode(p))
+            i += 1
+            if unlabelled and rng.random() < unlabelled:
+                continue
             label = orjson.dumps({"event_id": event_id, "model": "bench", "label": p.prediction})
             waiting.append((time.monotonic() + 0.05, event_id.encode(), label))
-            i += 1
         while waiting and waiting[0][0] <= time.monotonic():
             _, key, value = waiting.pop(0)
             _produce(producer, topics.labels, key, value)
