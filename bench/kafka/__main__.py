@@ -15,7 +15,9 @@ Each measurement runs in its own process, one after the other, on fresh topics:
    (batches of 1,000; no Kafka, no codec), the most the join and the monitors allow;
 5. with ``--latency-seconds`` > 0: a worker while events are published at ``--rate`` events/s
    with event time = wall-clock time (lateness 200 ms, commits every 100 ms); p50/p99 of the
-   delay from an alert's triggering event to the alert being readable (read_committed).
+   delay from an alert's triggering event to the alert being readable (read_committed);
+   ``--unlabelled F`` leaves that share of the predictions without a label, so that the join
+   holds more and more of them.
 
 Peak memory (max RSS) is per process. Results go to ``bench/results/kafka.json``.
 """
