@@ -103,11 +103,8 @@ class Retraining:
                     uri = self.store.put(release.artifact)
                     event = dataclasses.replace(event, artifact=None, artifact_uri=uri)
             except StoreUnavailable as exc:  # an outage: from the last commit, a little later
-                raise Restart(
-                    f"model {release.event.model} version {release.event.version} not "
-                    f"published: {exc}",
-                    reason="artifact_store",
-                ) from None
+                what = f"model {release.event.model} version {release.event.version} not published"
+                raise Restart.store_down(what, exc) from None
             for topic, key, record in self.registry.records(event):
                 produce(topic, record, key)
             out.append(event)

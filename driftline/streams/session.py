@@ -247,10 +247,8 @@ class Session:
         try:
             adoption = self.worker.retraining.load(event)
         except StoreUnavailable as exc:  # an outage: read the rollback again, a little later
-            raise Restart(
-                f"rollback of model {event.model} to version {event.version}: {exc}",
-                reason="artifact_store",
-            ) from None
+            what = f"rollback of model {event.model} to version {event.version}"
+            raise Restart.store_down(what, exc) from None
         except DriftlineError as exc:  # ArtifactError: unsigned, another key, bytes missing
             log.warning(
                 "rollback of model %s to version %d refused: %s", event.model, event.version, exc

@@ -213,28 +213,38 @@ class Chains:
 
     def write(self, writer: CheckpointWriter, tid: tuple[str, int], task: Any) -> int:
         """Write ``task``'s next checkpoint (in ``writer``'s transaction); its size in bytes."""
-        stage, partition = tid
-        chain = self._chains.get(tid)
         if isinstance(task, JoinTask) and task.logging:
-            events, calls = task.logged_events, task.take_log()
-            # pickled only when they may fit: when they do not, they are the costly case. The
-            # estimate learns from big enough changes, and halves each time it kept them from trying
-            if chain is not None and chain.changes + events * chain.per_event > chain.size:
-                chain.per_event /= 2
-            elif chain is not None:
-                number = len(chain.location.changes) + 1
-                base = chain.location.offsets[0]
-                payload = dumps(JoinChanges(partition, base, number, calls))
-                if events >= 100:
-                    chain.per_event = len(payload) / events
-                chunks = -(-len(payload) // writer.chunk)
-                room = self.max_metadata - len(chain.location.metadata())
-                if chain.changes + len(payload) <= chain.size and 21 * chunks <= room:
-                    size = writer.write_bytes(stage, partition, payload, number)
-                    self._written[tid] = (number, size)
-                    return size
-        size = writer.write(stage, partition, task)
+            size = self._write_changes(writer, tid, task)
+            if size is not None:
+                return size
+        size = writer.write(tid[0], tid[1], task)
         self._written[tid] = (0, size)
+        return size
+
+    def _write_changes(
+        self, writer: CheckpointWriter, tid: tuple[str, int], task: JoinTask
+    ) -> int | None:
+        """Write the task's calls since its last checkpoint if they fit in its chain; their
+        size, or None (the task is then written whole). The log starts again either way."""
+        events, calls = task.logged_events, task.take_log()
+        chain = self._chains.get(tid)
+        if chain is None:
+            return None
+        # pickled only when they may fit: when they do not, they are the costly case. The
+        # estimate learns from big enough changes, and halves each time it kept them from trying
+        if chain.changes + events * chain.per_event > chain.size:
+            chain.per_event /= 2
+            return None
+        number = len(chain.location.changes) + 1
+        payload = dumps(JoinChanges(tid[1], chain.location.offsets[0], number, calls))
+        if events >= 100:
+            chain.per_event = len(payload) / events
+        chunks = -(-len(payload) // writer.chunk)
+        room = self.max_metadata - len(chain.location.metadata())
+        if chain.changes + len(payload) > chain.size or 21 * chunks > room:
+            return None
+        size = writer.write_bytes(tid[0], tid[1], payload, number)
+        self._written[tid] = (number, size)
         return size
 
     def locations(

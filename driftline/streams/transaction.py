@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
-from driftline.errors import BrokerError
+from driftline.errors import BrokerError, StoreUnavailable
 from driftline.events import Alert
 from driftline.streams.state import Chains, CheckpointWriter, Location
 
@@ -40,6 +40,11 @@ class Restart(Exception):
     @classmethod
     def after(cls, what: str, exc: KafkaException) -> Restart:
         return cls(f"{what}: {exc.args[0].str()}")
+
+    @classmethod
+    def store_down(cls, what: str, exc: StoreUnavailable) -> Restart:
+        """The artifact store is down for now: start again from the last commit, later."""
+        return cls(f"{what}: {exc}", reason="artifact_store")
 
 
 class Transaction:
