@@ -441,38 +441,48 @@ def test_missing_topics_and_unreachable_broker_say_what_to_do(
         check_topics(settings.model_copy(update={"kafka": away}), timeout=1)
 
 
-def test_a_checkpoint_with_a_bad_signature_is_refused(kafka_settings: Settings, tmp: Path) -> None:
-    settings = settings_for(kafka_settings, exit_when_idle=1.0)
-    create(settings)
-    # A forged checkpoint that would create a file if it were ever unpickled.
-    marker = tmp / "unpickled"
+def unpicklable(marker: Path) -> bytes:
+    """An unsigned checkpoint that would create ``marker`` if it were ever unpickled."""
 
     class Forged:
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (Path.touch, (str(marker),))
 
-    state_topic = settings.topics.internal_prefix + "state"
+    return b"\x01" + b"\x00" * 32 + pickle.dumps(Forged())
+
+
+def plant_state(settings: Settings, records: list[tuple[bytes, bytes]]) -> list[int]:
+    """Write ``(key, value)`` records to partition 0 of the state topic; their offsets."""
     producer = clients.producer(settings.kafka)
-    forged = b"\x01" + b"\x00" * 32 + pickle.dumps(Forged())
     delivered: list[int] = []
-    producer.produce(
-        state_topic,
-        forged,
-        b"join/0",
-        partition=0,
-        on_delivery=lambda e, m: delivered.append(m.offset()),
-    )
-    producer.flush(10)
+    for key, value in records:
+        producer.produce(
+            settings.topics.internal_prefix + "state",
+            value,
+            key,
+            partition=0,
+            on_delivery=lambda e, m: delivered.append(m.offset()),
+        )
+        producer.flush(10)
+    return delivered
+
+
+def commit_location(settings: Settings, where: Location) -> None:
+    """Commit the group's offset of predictions[0] as pointing to checkpoints at ``where``."""
     consumer = clients.consumer(settings.kafka, settings.run.group_id)
     consumer.commit(
-        offsets=[
-            TopicPartition(
-                settings.topics.predictions, 0, 0, Location((delivered[0],), 0).metadata()
-            )
-        ],
+        offsets=[TopicPartition(settings.topics.predictions, 0, 0, where.metadata())],
         asynchronous=False,
     )
     consumer.close()
+
+
+def test_a_checkpoint_with_a_bad_signature_is_refused(kafka_settings: Settings, tmp: Path) -> None:
+    settings = settings_for(kafka_settings, exit_when_idle=1.0)
+    create(settings)
+    marker = tmp / "unpickled"
+    (offset,) = plant_state(settings, [(b"join/0", unpicklable(marker))])
+    commit_location(settings, Location((offset,), 0))
     with pytest.raises(StateError, match="signature does not match"):
         run_worker(settings, handle_signals=False)
     assert not marker.exists()
@@ -485,36 +495,14 @@ def test_changes_that_do_not_verify_or_follow_their_checkpoint_are_refused(
     settings = settings_for(kafka_settings, exit_when_idle=1.0)
     create(settings)
     marker = tmp / "unpickled"
-
-    class Forged:
-        def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (Path.touch, (str(marker),))
-
     key = KEY.encode()
     whole = seal(dumps(JoinTask(0, PipelineSpec())), key)
     if forgery == "unsigned":  # would create the marker if it were ever unpickled
-        changes = b"\x01" + b"\x00" * 32 + pickle.dumps(Forged())
+        changes = unpicklable(marker)
     else:  # signed, but written after another whole checkpoint (offset 99)
         changes = seal(dumps(JoinChanges(0, 99, 1, [("drain", ())])), key)
-    state_topic = settings.topics.internal_prefix + "state"
-    producer = clients.producer(settings.kafka)
-    delivered: list[int] = []
-    for record_key, value in ((b"join/0", whole), (b"join/0~1", changes)):
-        producer.produce(
-            state_topic,
-            value,
-            record_key,
-            partition=0,
-            on_delivery=lambda e, m: delivered.append(m.offset()),
-        )
-        producer.flush(10)
-    where = Location((delivered[0],), 0, ((delivered[1],),))
-    consumer = clients.consumer(settings.kafka, settings.run.group_id)
-    consumer.commit(
-        offsets=[TopicPartition(settings.topics.predictions, 0, 0, where.metadata())],
-        asynchronous=False,
-    )
-    consumer.close()
+    base, after = plant_state(settings, [(b"join/0", whole), (b"join/0~1", changes)])
+    commit_location(settings, Location((base,), 0, ((after,),)))
     expected = "signature does not match" if forgery == "unsigned" else "not changes of the task"
     with pytest.raises(StateError, match=expected):
         run_worker(settings, handle_signals=False)
