@@ -51,8 +51,10 @@ class Observer:
     def model_versions(self, versions: Sequence[ModelVersion]) -> None:
         """Model versions just published (committed), oldest first."""
 
-    def state_size(self, stage: str, partition: int, size_bytes: int) -> None:
-        """The size of the latest checkpoint of ``stage`` for ``partition``."""
+    def state_size(self, stage: str, partition: int, size_bytes: int, written: int) -> None:
+        """A task of ``stage`` for ``partition`` was just checkpointed: ``written`` bytes (the
+        task whole, or its changes), and ``size_bytes`` is what restoring it reads (its latest
+        whole checkpoint and the changes after it)."""
 
     def rebalance(self, assigned: int) -> None:
         """A rebalance left this worker with ``assigned`` partitions."""

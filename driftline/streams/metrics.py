@@ -98,8 +98,15 @@ class PrometheusObserver(Observer):
         )
         self._state = Gauge(
             "driftline_state_bytes",
-            "Size of the latest checkpoint, by stage and partition.",
+            "Bytes a restore reads (the latest whole checkpoint and the changes after it), by "
+            "stage and partition.",
             ["stage", "partition"],
+            registry=r,
+        )
+        self._checkpoints = Counter(
+            "driftline_checkpoint_bytes",
+            "Bytes of checkpoints written (tasks whole, or their changes), by stage.",
+            ["stage"],
             registry=r,
         )
         self._assigned = Gauge(
@@ -151,8 +158,9 @@ class PrometheusObserver(Observer):
             self._versions.labels(version.model, version.reason).inc()
             self._version.labels(version.model).set(version.version)
 
-    def state_size(self, stage: str, partition: int, size_bytes: int) -> None:
+    def state_size(self, stage: str, partition: int, size_bytes: int, written: int) -> None:
         self._state.labels(stage, str(partition)).set(size_bytes)
+        self._checkpoints.labels(stage).inc(written)
 
     def rebalance(self, assigned: int) -> None:
         self._assigned.set(assigned)

@@ -349,7 +349,7 @@ class Session:
             if (topic, partition) in self.positions
         ]
 
-    def _report(self, sizes: dict[TaskId, int]) -> None:
+    def _report(self, sizes: dict[TaskId, tuple[int, int]]) -> None:
         """Tell the observer, and the worker's report, what was just committed."""
         obs, t, report = self.worker.observer, self.topology, self.worker.report.counts
         written, alerts, oldest = self.txn.finished()
@@ -370,8 +370,8 @@ class Session:
         obs.label_delays(self.delays)
         if oldest is not None:
             obs.processing_latency(time.time() - oldest / 1000)
-        for (name, partition), size in sizes.items():
-            obs.state_size(name, partition, size)
+        for (name, partition), (size, stored) in sizes.items():
+            obs.state_size(name, partition, stored, size)
             if name == "join":
                 stage = self.joins[partition].stage
                 obs.join_counts(partition, {**stage.joiner.counts, "late": stage.counts["late"]})

@@ -11,13 +11,15 @@ always the checkpoint that matches the committed offsets. A checkpoint whose sig
 verify is refused, never unpickled. No secret is ever pickled: a monitor task's retraining stage
 drops its signing key, and :func:`restore` hands it back (:mod:`driftline.streams.retrain`).
 
-A join task holds up to a TTL of events, so it is written whole only now and then: in between,
-a checkpoint is the task's calls since the previous one (:class:`~driftline.streams.tasks.
-JoinChanges`, keyed ``join/3~1``, ``join/3~2``...), and the location names the whole checkpoint
-and the changes after it; restoring replays them. :class:`Chains` writes the task whole again
-once its changes outweigh it (so a restore reads and replays at most about twice the task) or
-the location would grow too long for offset metadata. Each record of a chain is the latest of
-its key until a newer chain replaces it, so compaction never removes what a location names.
+A task is written whole only now and then (a join task holds up to a TTL of events, a monitor
+task its windows and learners): in between, a checkpoint is the task's calls since the previous
+one (:class:`~driftline.streams.tasks.Changes`, keyed ``join/3~1``, ``join/3~2``...), and the
+location names the whole checkpoint and the changes after it; restoring replays them.
+:class:`Chains` writes the task whole again once its changes outweigh it (so a restore reads at
+most about twice the task), would take more than ``MAX_REPLAY_SECONDS`` to replay (learners are
+slow to learn again), or would make the location too long for offset metadata. Each record of a
+chain is the latest of its key until a newer chain replaces it, so compaction never removes what
+a location names.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import io
 import logging
 import pickle
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
@@ -40,7 +43,7 @@ from driftline.errors import BrokerError, ConfigError, StateError
 from driftline.events import Label, Prediction
 from driftline.pipeline import Sequenced
 from driftline.settings import KafkaSettings
-from driftline.streams.tasks import JoinChanges, JoinTask, MonitorTask
+from driftline.streams.tasks import Changes, JoinTask, Logged, MonitorTask
 from driftline.watermark import Progress
 
 if TYPE_CHECKING:
@@ -67,6 +70,9 @@ log = logging.getLogger("driftline.run")
 #: Whole checkpoints are written again when the location would grow longer than this (the
 #: broker's ``offset.metadata.max.bytes`` is 4096 by default).
 MAX_METADATA = 2000
+#: ... or when replaying the changes after them would take longer than this, in seconds (as
+#: long as the logged calls took when they were made).
+MAX_REPLAY_SECONDS = 2.0
 
 
 def state_key(stage: str, partition: int, chunk: int = 0, changes: int = 0) -> bytes:
@@ -142,7 +148,7 @@ class CheckpointWriter:
 
     def write(self, stage: str, partition: int, task: Any, changes: int = 0) -> int:
         """Seal and produce ``task``'s checkpoint (or its ``changes``-th changes since it was
-        written whole, :class:`JoinChanges`); its size in bytes."""
+        written whole, :class:`~driftline.streams.tasks.Changes`); its size in bytes."""
         return self.write_bytes(stage, partition, dumps(task), changes)
 
     def write_bytes(self, stage: str, partition: int, payload: bytes, changes: int = 0) -> int:
@@ -197,38 +203,44 @@ class _Chain:
     location: Location
     size: int  # bytes of the whole checkpoint
     changes: int = 0  # bytes of the changes since
+    seconds: float = 0.0  # what replaying them takes, about
     per_event: float = 150.0  # bytes of changes per event logged, as last written
 
 
 class Chains:
-    """What each task writes at a commit: a join task that keeps a log, its calls since its
-    last checkpoint, while they weigh less than the task itself; anything else, the whole task.
-    The chains are this session's: a restored task is first written whole again.
+    """What each task writes at a commit: a task that keeps a log, its calls since its last
+    checkpoint, while they weigh less than the task itself and replay within
+    ``max_replay_seconds``; anything else, the whole task. The chains are this session's: a
+    restored task is first written whole again.
     """
 
-    def __init__(self, max_metadata: int = MAX_METADATA) -> None:
+    def __init__(
+        self, max_metadata: int = MAX_METADATA, max_replay_seconds: float = MAX_REPLAY_SECONDS
+    ) -> None:
         self.max_metadata = max_metadata
+        self.max_replay_seconds = max_replay_seconds
         self._chains: dict[tuple[str, int], _Chain] = {}
-        self._written: dict[tuple[str, int], tuple[int, int]] = {}  # changes number, size
+        # changes number, size, replay seconds
+        self._written: dict[tuple[str, int], tuple[int, int, float]] = {}
 
     def write(self, writer: CheckpointWriter, tid: tuple[str, int], task: Any) -> int:
         """Write ``task``'s next checkpoint (in ``writer``'s transaction); its size in bytes."""
-        if isinstance(task, JoinTask) and task.logging:
+        if isinstance(task, Logged) and task.logging:
             size = self._write_changes(writer, tid, task)
             if size is not None:
                 return size
         size = writer.write(tid[0], tid[1], task)
-        self._written[tid] = (0, size)
+        self._written[tid] = (0, size, 0.0)
         return size
 
     def _write_changes(
-        self, writer: CheckpointWriter, tid: tuple[str, int], task: JoinTask
+        self, writer: CheckpointWriter, tid: tuple[str, int], task: Logged
     ) -> int | None:
         """Write the task's calls since its last checkpoint if they fit in its chain; their
         size, or None (the task is then written whole). The log starts again either way."""
-        events, calls = task.logged_events, task.take_log()
+        events, seconds, calls = task.logged_events, task.logged_seconds, task.take_log()
         chain = self._chains.get(tid)
-        if chain is None:
+        if chain is None or chain.seconds + seconds > self.max_replay_seconds:
             return None
         # pickled only when they may fit: when they do not, they are the costly case. The
         # estimate learns from big enough changes, and halves each time it kept them from trying
@@ -236,7 +248,7 @@ class Chains:
             chain.per_event /= 2
             return None
         number = len(chain.location.changes) + 1
-        payload = dumps(JoinChanges(tid[1], chain.location.offsets[0], number, calls))
+        payload = dumps(task.changes(chain.location.offsets[0], number, calls))
         if events >= 100:
             chain.per_event = len(payload) / events
         chunks = -(-len(payload) // writer.chunk)
@@ -244,7 +256,7 @@ class Chains:
         if chain.changes + len(payload) > chain.size or 21 * chunks > room:
             return None
         size = writer.write_bytes(tid[0], tid[1], payload, number)
-        self._written[tid] = (number, size)
+        self._written[tid] = (number, size, seconds)
         return size
 
     def locations(
@@ -253,18 +265,24 @@ class Chains:
         """Once delivered, where each task written since the last call restores from."""
         delivered = writer.locations(timeout)
         out = {}
-        for tid, (number, size) in self._written.items():
+        for tid, (number, size, seconds) in self._written.items():
             where = delivered[state_key(tid[0], tid[1], 0, number)]
             chain = self._chains.get(tid)
             if number and chain is not None:
                 chain.location = chain.location.then(where.offsets)
                 chain.changes += size
+                chain.seconds += seconds
             else:  # whole: a new chain (what an event's changes weigh is still known)
                 per_event = chain.per_event if chain is not None else _Chain.per_event
                 chain = self._chains[tid] = _Chain(where, size, per_event=per_event)
             out[tid] = chain.location
         self._written.clear()
         return out
+
+    def stored_bytes(self, tid: tuple[str, int]) -> int:
+        """What restoring the task reads: its whole checkpoint and the changes after it."""
+        chain = self._chains.get(tid)
+        return chain.size + chain.changes if chain is not None else 0
 
     def forget(self, tid: tuple[str, int]) -> None:
         """The task left this worker."""
@@ -297,24 +315,33 @@ class CheckpointReader:
         self.topic = topic
         self.key = key
 
-    def read(self, stage: str, partition: int, where: Location, timeout: float = 30.0) -> Any:
-        """The task checkpointed at ``where`` (with the changes after it replayed);
-        ``StateError`` if it is not a valid one."""
+    def read(
+        self,
+        stage: str,
+        partition: int,
+        where: Location,
+        timeout: float = 30.0,
+        prepare: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """The task checkpointed at ``where`` (with the changes after it replayed, once
+        ``prepare`` has been given the whole task); ``StateError`` if it is not a valid one."""
         whole = _Part(stage, partition, where.offsets, where.partition)
         task = self._load(whole, timeout)
         if (
             getattr(task, "stage_name", None) != stage
             or getattr(task, "partition", -1) != partition
-            or isinstance(task, JoinChanges)
+            or isinstance(task, Changes)
         ):
             raise StateError(f"{whole.name(self.topic)} holds another task; refusing it")
+        if prepare is not None:
+            prepare(task)
         calls = []
         for number, offsets in enumerate(where.changes, 1):
             part = whole._replace(offsets=offsets, changes=number)
             changes = self._load(part, timeout)
             if not (
-                isinstance(task, JoinTask)
-                and isinstance(changes, JoinChanges)
+                isinstance(task, Logged)
+                and isinstance(changes, task.changes_type)
                 and (changes.partition, changes.base, changes.number)
                 == (partition, where.offsets[0], number)
             ):
@@ -373,11 +400,18 @@ class CheckpointReader:
 
 
 def load_checkpoints(
-    kafka: KafkaSettings, group_id: str, topics: dict[str, list[str]], state_topic: str, key: bytes
+    kafka: KafkaSettings,
+    group_id: str,
+    topics: dict[str, list[str]],
+    state_topic: str,
+    key: bytes,
+    models_key: bytes = b"",
 ) -> dict[tuple[str, int], Any]:
     """Every task a consumer group has committed, by ``(stage, partition)`` (inspection, tests).
 
     ``topics`` maps a stage to the input topics whose offsets carry its checkpoints' locations.
+    Replaying a retraining monitor task's changes signs its versions again: that needs the
+    ``models_key`` (the versions are dropped; the tasks are returned without the key).
     """
     from driftline.streams import clients
 
@@ -399,7 +433,11 @@ def load_checkpoints(
                 if where is not None and (tp.partition not in found or where > found[tp.partition]):
                     found[tp.partition] = where
             for partition, where in found.items():
-                out[(stage, partition)] = reader.read(stage, partition, where)
+                task = reader.read(
+                    stage, partition, where, prepare=lambda task: _sign_with(task, models_key)
+                )
+                _sign_with(task, b"")  # as checkpointed: without the key
+                out[(stage, partition)] = task
     finally:
         reader.close()
         group.close()
@@ -446,25 +484,42 @@ def restore(
     log.debug("restoring %s from %s at %s", sorted(tids), found, sorted(positions.items()))
     joins: dict[int, JoinTask] = {}
     monitors: dict[int, MonitorTask] = {}
+    key = retraining.key if retraining is not None else None
     for name, p in sorted(tids):
         where = found.get((name, p))
         if name == "join":
             joins[p] = reader.read(name, p, where) if where else JoinTask(p, spec)
             joins[p].keep_log()  # its next checkpoints may be its changes
         else:
-            monitor = reader.read(name, p, where) if where else MonitorTask(p, spec, t.inputs)
+            if where is None:
+                monitor = MonitorTask(p, spec, t.inputs)
+            else:  # replayed as it was logged: with its retraining stage (and the key) or none
+                monitor = reader.read(name, p, where, prepare=lambda task: _sign_with(task, key))
             monitor.resize(t.inputs)
             if retraining is not None:
                 retraining.attach(monitor)
-            else:
-                monitor.retrain = None
+            monitor.keep_log()
             monitors[p] = monitor
     afresh = sorted(f"{name}/{p}" for name, p in tids if (name, p) not in found)
-    replayed = sum(len(where.changes) for where in found.values())
+    replayed: Counter[str] = Counter()
+    for (name, _), where in found.items():
+        replayed[name] += len(where.changes)
     log.info(
         "assigned: join partitions %s, monitor partitions %s (%d restored from checkpoints%s%s)",
         sorted(joins), sorted(monitors), len(found),
-        f", with {replayed} commits of changes replayed" if replayed else "",
+        f", with {replayed.total()} commits of changes replayed ({replayed['join']} of join "
+        f"tasks, {replayed['monitor']} of monitor tasks)" if replayed.total() else "",
         f"; started afresh: {', '.join(afresh)}" if afresh else "",
     )  # fmt: skip
     return joins, monitors, positions
+
+
+def _sign_with(task: Any, key: bytes | None) -> None:
+    """Give a restored monitor task's retraining stage the signing ``key`` before its changes
+    are replayed (no checkpoint holds it), or, with None, drop the stage (the worker no longer
+    retrains)."""
+    if isinstance(task, MonitorTask) and task.retrain is not None:
+        if key is None:
+            task.retrain = None
+        else:
+            task.retrain.key = key

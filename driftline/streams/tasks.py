@@ -20,19 +20,24 @@ it (or, if it published a version with the same number meanwhile, publishes the 
 again as its next version); an adoption read again after a restart is ignored.
 
 Tasks are plain picklable objects with no Kafka in them; :mod:`driftline.streams.state` turns
-them into signed checkpoints. A join task holds what waits for its other half, up to the join's
-TTL (days of predictions), so it is not written whole at every commit: it can keep a log of the
-calls that changed it (:meth:`JoinTask.keep_log`), and a checkpoint may be that log since the
-previous one (:class:`JoinChanges`), which :meth:`JoinTask.replay` applies again on restore. The
-task is a function of its calls and their arguments (event times, never the clock), so the
-replayed task is the one that was logged.
+them into signed checkpoints. Neither is written whole at every commit: a join task holds what
+waits for its other half, up to the join's TTL (days of predictions), and a monitor task holds
+reference and current windows for every feature (about 1 MB with 10 features) plus, when it
+retrains, the learners (megabytes to tens of megabytes). Each is a :class:`Logged` task: it
+keeps a log of the calls that changed it, and a checkpoint may be that log since the previous
+one (:class:`Changes`), which :meth:`Logged.replay` makes again on restore. A task is a function
+of its calls and their arguments (event times, never the clock), so the replayed task is the one
+that was logged; the outputs of the replayed calls were published when they were first made,
+and are dropped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+import functools
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from driftline.events import Alert, Label, ModelVersion, Prediction
 from driftline.pipeline import JoinStage, MonitorStage, PipelineSpec, Sequenced
@@ -41,41 +46,90 @@ from driftline.watermark import MergeBuffer, Progress
 if TYPE_CHECKING:  # importing driftline.models (River, SciPy) takes a second or two
     from driftline.models import Release, RetrainStage
 
-__all__ = ["Adoption", "Call", "JoinChanges", "JoinTask", "MonitorOutput", "MonitorTask"]
+__all__ = [
+    "Adoption",
+    "Call",
+    "Changes",
+    "JoinChanges",
+    "JoinTask",
+    "Logged",
+    "MonitorChanges",
+    "MonitorOutput",
+    "MonitorTask",
+    "logged",
+]
 
-#: A call that changed a join task: the method's name and its arguments.
+#: A call that changed a task: the method's name and its arguments.
 Call = tuple[str, tuple[Any, ...]]
+M = TypeVar("M", bound=Callable[..., Any])
 
 
 @dataclasses.dataclass(frozen=True)
-class JoinChanges:
-    """A join task's calls since its previous checkpoint: the ``number``-th changes written
-    after the whole task checkpointed at state-topic offset ``base``."""
+class Changes:
+    """A task's calls since its previous checkpoint: the ``number``-th changes written after the
+    whole task checkpointed at state-topic offset ``base``."""
 
     partition: int
     base: int
     number: int
     calls: list[Call]
 
+    stage_name = ""
+
+
+class JoinChanges(Changes):
+    """A :class:`JoinTask`'s changes."""
+
     stage_name = "join"
 
 
-class JoinTask:
-    """The label join of one input partition, and how far in event time it has got."""
+class MonitorChanges(Changes):
+    """A :class:`MonitorTask`'s changes."""
 
-    stage_name = "join"
+    stage_name = "monitor"
+
+
+def logged(method: M) -> M:
+    """Mark a method of a :class:`Logged` task as a call that changes it: while the task keeps
+    a log, each call is appended to it with its arguments (lists as tuples: a caller may reuse
+    them), with the events it took and the time it took. Only marked methods are replayed."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self: Logged, *args: Any) -> Any:
+        if self._log is None:
+            return method(self, *args)
+        started = time.perf_counter()
+        args = tuple(tuple(a) if isinstance(a, list) else a for a in args)
+        self._log.append((name, args))
+        self.logged_events += sum(len(a) for a in args if isinstance(a, tuple))
+        try:
+            return method(self, *args)
+        finally:
+            self.logged_seconds += time.perf_counter() - started
+
+    call.logged = True  # type: ignore[attr-defined]
+    return cast(M, call)
+
+
+class Logged:
+    """A task that can log the calls that change it (:meth:`keep_log`), so that a checkpoint
+    may be those calls since the previous one (:class:`Changes`), made again on restore
+    (:meth:`replay`). ``logged_seconds``, the time the logged calls took, is what replaying
+    them will take about: :class:`~driftline.streams.state.Chains` bounds it. The time is
+    measured for that only, and never changes what the task does."""
+
+    stage_name = ""
+    partition: int
+    changes_type: type[Changes] = Changes
     _log: list[Call] | None = None  # the calls since the last checkpoint, while kept
     logged_events = 0  # the events in those calls
-
-    def __init__(self, partition: int, spec: PipelineSpec) -> None:
-        self.partition = partition
-        self.spec = spec
-        self._reset()
+    logged_seconds = 0.0  # the time they took
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_log", None)
-        state.pop("logged_events", None)
+        for name in ("_log", "logged_events", "logged_seconds"):
+            state.pop(name, None)
         return state
 
     @property
@@ -85,25 +139,41 @@ class JoinTask:
 
     def keep_log(self) -> None:
         """From now on, log the calls that change the task (:meth:`take_log`)."""
-        self._log, self.logged_events = [], 0
+        self._log, self.logged_events, self.logged_seconds = [], 0, 0.0
 
     def take_log(self) -> list[Call]:
         """The calls logged since the previous take (or :meth:`keep_log`); the log starts again."""
         calls = self._log or []
         if self._log is not None:
-            self._log, self.logged_events = [], 0
+            self.keep_log()
         return calls
+
+    def changes(self, base: int, number: int, calls: list[Call]) -> Changes:
+        """``calls`` as the ``number``-th changes after the whole checkpoint at ``base``."""
+        return self.changes_type(self.partition, base, number, calls)
 
     def replay(self, calls: Iterable[Call]) -> None:
         """Make the logged calls again (their outputs were published when they were made)."""
         log, self._log = self._log, None
         try:
             for name, args in calls:
-                if name not in _LOGGED:
-                    raise ValueError(f"not a logged call of a join task: {name!r}")
+                if not getattr(getattr(type(self), name, None), "logged", False):
+                    raise ValueError(f"not a logged call of a {self.stage_name} task: {name!r}")
                 getattr(self, name)(*args)
         finally:
             self._log = log
+
+
+class JoinTask(Logged):
+    """The label join of one input partition, and how far in event time it has got."""
+
+    stage_name = "join"
+    changes_type = JoinChanges
+
+    def __init__(self, partition: int, spec: PipelineSpec) -> None:
+        self.partition = partition
+        self.spec = spec
+        self._reset()
 
     def _reset(self) -> None:
         self.stage = JoinStage(self.spec)
@@ -124,11 +194,9 @@ class JoinTask:
         self.add(predictions, labels)
         return self.release(frontier)
 
+    @logged
     def add(self, predictions: Sequence[Prediction], labels: Sequence[Label]) -> None:
         """Take a batch of this partition's events, held until :meth:`release`."""
-        if self._log is not None:
-            self._log.append(("add", (tuple(predictions), tuple(labels))))
-            self.logged_events += len(predictions) + len(labels)
         for name, events in (("predictions", predictions), ("labels", labels)):
             if events:
                 newest = max(e.ts or 0 for e in events)
@@ -136,14 +204,13 @@ class JoinTask:
         self._held[0].extend(predictions)
         self._held[1].extend(labels)
 
+    @logged
     def release(self, frontier: int | None = None) -> list[Sequenced]:
         """Join the events held, up to ``frontier`` (event time; None: all of them).
 
         The runtime sets a frontier while one topic is catching up, so that the other does not
         run ahead of it by more than the lateness (its events would arrive late at the join).
         """
-        if self._log is not None:
-            self._log.append(("release", (frontier,)))
         return self._release(frontier)
 
     def _release(self, frontier: int | None) -> list[Sequenced]:
@@ -170,22 +237,20 @@ class JoinTask:
         """Events read but held back by a frontier."""
         return len(self._held[0]) + len(self._held[1])
 
+    @logged
     def drain(self) -> list[Sequenced]:
         """Release everything held (the partition went quiet, or the run ends)."""
-        if self._log is not None:
-            self._log.append(("drain", ()))
         items = self._release(None)
         self.drained = True
         return items + self.stage.flush()
 
+    @logged
     def progress(self) -> Progress | None:
         """The marker to send to every monitor partition, or None if it has not changed.
 
         Every item at or before the watermark has been released: the join stage releases an
         event once it is ``lateness_ms`` behind the newest event time pushed.
         """
-        if self._log is not None:
-            self._log.append(("progress", ()))
         if self.drained:
             mark = Progress(self.partition, self.newest, drained=True)
         elif self.newest is None:
@@ -196,11 +261,6 @@ class JoinTask:
             return None
         self.reported = mark
         return mark
-
-
-#: The calls a join task logs (each changes it), and so the only ones :meth:`JoinTask.replay`
-#: makes.
-_LOGGED = frozenset({"add", "release", "drain", "progress"})
 
 
 class Adoption(NamedTuple):
@@ -217,7 +277,7 @@ class MonitorOutput(NamedTuple):
     releases: list[Release]
 
 
-class MonitorTask:
+class MonitorTask(Logged):
     """The monitors (and retrainers) of the models whose items land in one partition of the
     joined topic.
 
@@ -227,6 +287,7 @@ class MonitorTask:
     """
 
     stage_name = "monitor"
+    changes_type = MonitorChanges
     retrain: RetrainStage | None = None  # (checkpoints from before retraining lack it)
 
     def __init__(
@@ -247,13 +308,15 @@ class MonitorTask:
         self.stage = MonitorStage(dataclasses.replace(self.spec, lateness_ms=0))
         self.merge: MergeBuffer[Sequenced] = MergeBuffer(self.sources)
 
+    @logged
     def resize(self, sources: int) -> None:
         """The input topics now have ``sources`` partitions."""
         if sources != self.sources:
             self.sources = sources
             self.merge.resize(sources)
 
-    def push(self, records: Iterable[Sequenced | Progress | Adoption]) -> MonitorOutput:
+    @logged
+    def push(self, records: Sequence[Sequenced | Progress | Adoption]) -> MonitorOutput:
         """Items, progress markers and adoptions, in the order read; the alerts and versions
         they caused. An adoption applies after the items released before it."""
         merge = self.merge
@@ -272,6 +335,7 @@ class MonitorTask:
         done = self._run(merge.pop_ready())
         return MonitorOutput(out.alerts + done.alerts, out.releases + done.releases)
 
+    @logged
     def drain(self) -> MonitorOutput:
         """Monitor (and learn) everything held, whatever the watermarks (the run ends)."""
         return self._run(self.merge.drain(), final=True)

@@ -105,9 +105,10 @@ class Transaction:
         chains: Chains,
         offsets: Callable[[Mapping[TaskId, Location]], list[TopicPartition]],
         group: Any,
-    ) -> dict[TaskId, int]:
+    ) -> dict[TaskId, tuple[int, int]]:
         """Checkpoint ``tasks`` (whole or their changes, as ``chains`` decides), send
-        ``offsets(locations)`` and commit; the checkpoints' sizes."""
+        ``offsets(locations)`` and commit; the bytes written for each task, and the bytes a
+        restore of it reads."""
         writer = CheckpointWriter(self.producer, self.state_topic, self.key, self.max_bytes)
         sizes = {tid: chains.write(writer, tid, task) for tid, task in tasks.items()}
         try:
@@ -119,7 +120,7 @@ class Transaction:
         self._call("commit", self.producer.commit_transaction, self.timeout)
         self.written[self.state_topic[0]] += len(tasks)
         self.open = False
-        return sizes
+        return {tid: (size, chains.stored_bytes(tid)) for tid, size in sizes.items()}
 
     def finished(self) -> tuple[Counter[str], list[Alert], int | None]:
         """What the committed transaction wrote; the counters start again."""

@@ -322,6 +322,9 @@ def test_shift_and_concept_change_give_the_replay_alerts(
         + sample("driftline_state_bytes", stage="monitor", partition="1")
         > 2 * settings.topics.max_message_bytes  # the monitors' checkpoint took several records
     )
+    assert sample("driftline_checkpoint_bytes_total", stage="monitor") >= sample(
+        "driftline_state_bytes", stage="monitor", partition="0"
+    )
     coverage = sample("driftline_join_coverage_ratio", partition="0")
     assert 0.9 < coverage < 1.0  # one prediction in 40 has no label
     assert sample("driftline_label_delay_seconds_count") == len(labels) - 25
@@ -375,7 +378,7 @@ def test_kill_9_then_restart_loses_and_repeats_nothing(kafka_settings: Settings,
     assert counts["unlabelled"] >= len(expired - {y.event_id for y in labels}) - 2 * len(tasks)
 
 
-def test_a_restart_replays_the_join_changes_written_after_a_whole_checkpoint(
+def test_a_restart_replays_the_changes_written_after_a_whole_checkpoint(
     kafka_settings: Settings, tmp: Path
 ) -> None:
     settings = settings_for(kafka_settings)
@@ -396,7 +399,8 @@ def test_a_restart_replays_the_join_changes_written_after_a_whole_checkpoint(
     WorkerProcess(settings, tmp / "second.log", "--exit-when-idle", "2").finish()
     producer.join(60)
     log = WorkerProcess(settings, tmp / "last.log", "--exit-when-idle", "2").finish()
-    assert re.search(r"with [1-9]\d* commits of changes replayed", log), log
+    # both kinds of task: the joins hold the others, the monitors their windows
+    assert re.search(r"replayed \([1-9]\d* of join tasks, [1-9]\d* of monitor tasks\)", log), log
 
     alerts_as_replayed(tmp, settings, predictions + others, labels)
     _, counts = join_counts(settings)

@@ -13,6 +13,7 @@ import dataclasses
 import pickle
 import random
 import zlib
+from typing import TypeVar
 
 import pytest
 
@@ -24,7 +25,7 @@ from driftline.monitors.spec import MonitorSpec
 from driftline.monitors.windows import WindowSpec
 from driftline.pipeline import Pipeline, PipelineSpec, Sequenced
 from driftline.streams.state import dumps
-from driftline.streams.tasks import Call, JoinTask, MonitorTask
+from driftline.streams.tasks import Call, JoinTask, Logged, MonitorTask
 from driftline.watermark import MergeBuffer, Progress
 
 KEY = b"test-signing-key-0123456789abcdef"
@@ -68,6 +69,9 @@ def _simulate(
         MonitorTask(q, SPEC, inputs, RetrainStage(retrain, KEY, lateness_ms=0) if retrain else None)
         for q in range(outputs)
     ]
+    for monitor in monitors:
+        monitor.keep_log()
+    kept = [(dumps(task), []) for task in monitors]
     logs: list[list[bytes]] = [[] for _ in range(outputs)]
     read = [0] * outputs
     alerts: list[Alert] = []
@@ -101,21 +105,14 @@ def _simulate(
         )
         q = rng.randrange(outputs)
         consume(q, rng.randint(read[q], len(logs[q])))
-        if rng.random() < 0.3:  # a commit: the join task's whole checkpoint, or its changes
-            if rng.random() < 0.3:
-                joins[p].take_log()
-                stored[p] = (dumps(joins[p]), [])
-            else:
-                stored[p][1].extend(joins[p].take_log())
-        if rng.random() < 0.1:  # a rebalance: a commit, then the task moves
-            stored[p][1].extend(joins[p].take_log())
-            joins[p] = _restored(*stored[p])
+        if rng.random() < 0.3:  # a commit: each task's whole checkpoint, or its changes
+            stored[p] = _commit(joins[p], stored[p], whole=rng.random() < 0.3)
+            kept[q] = _commit(monitors[q], kept[q], whole=rng.random() < 0.3)
+        if rng.random() < 0.1:  # a rebalance: a commit, then the tasks move
+            joins[p] = _restored(JoinTask, *_commit(joins[p], stored[p], whole=False))
             stored[p] = (dumps(joins[p]), [])
-            monitors[q] = pickle.loads(pickle.dumps(monitors[q]))
-            stage = monitors[q].retrain
-            if stage is not None:
-                assert stage.key == b""  # never pickled: set again, as restore() does
-                stage.key = KEY
+            monitors[q] = _restored(MonitorTask, *_commit(monitors[q], kept[q], whole=False))
+            kept[q] = (dumps(monitors[q]), [])
     for task in joins:
         send(task.drain(), task)
         assert task.stage.counts["late"] == 0
@@ -128,10 +125,24 @@ def _simulate(
     return alerts, releases
 
 
-def _restored(whole: bytes, calls: list[Call]) -> JoinTask:
-    """A join task from its whole checkpoint and the calls logged after it."""
+T = TypeVar("T", JoinTask, MonitorTask)
+
+
+def _commit(task: Logged, at: tuple[bytes, list[Call]], whole: bool) -> tuple[bytes, list[Call]]:
+    """What a restore finds after a commit: the task whole, or the changes since added."""
+    if whole:
+        task.take_log()
+        return dumps(task), []
+    return at[0], at[1] + task.take_log()
+
+
+def _restored(kind: type[T], whole: bytes, calls: list[Call]) -> T:
+    """A task from its whole checkpoint and the calls logged after it, as restore() makes it."""
     task = pickle.loads(whole)
-    assert isinstance(task, JoinTask) and not task.logging
+    assert isinstance(task, kind) and not task.logging
+    if isinstance(task, MonitorTask) and task.retrain is not None:
+        assert task.retrain.key == b""  # never pickled: set again before the replay
+        task.retrain.key = KEY
     task.replay(pickle.loads(dumps(calls)))  # the calls as read back from their checkpoint
     task.keep_log()
     return task
@@ -274,7 +285,7 @@ def test_a_join_task_replayed_from_its_log_is_the_task_that_logged() -> None:
             calls += live.take_log()
     calls += live.take_log()
     assert len(calls) > 20 and {name for name, _ in calls} == {"add", "release", "progress"}
-    restored = _restored(whole, calls)
+    restored = _restored(JoinTask, whole, calls)
     assert _parts(restored) == _parts(live)
     assert restored.drain() == live.drain() != []
     assert restored.stage.joiner.counts == live.stage.joiner.counts
@@ -286,3 +297,48 @@ def test_a_join_task_replays_only_its_own_calls() -> None:
     with pytest.raises(ValueError, match="__setstate__"):
         task.replay([("__setstate__", ({},))])
     assert not task.logging and task.take_log() == []
+
+
+def test_a_monitor_task_replayed_from_its_log_is_the_task_that_logged() -> None:
+    predictions, labels = _events()
+    join = JoinTask(0, SPEC)
+    records: list[Sequenced | Progress] = []
+    for start in range(0, len(predictions), 250):
+        records += join.push(predictions[start : start + 250], labels[start : start + 250])
+        mark = join.progress()
+        records += [mark] if mark is not None else []
+    live = MonitorTask(0, SPEC, 1, RetrainStage(RETRAIN, KEY, lateness_ms=0))
+    live.keep_log()
+    whole, calls = dumps(live), []
+    outputs = []
+    for n, start in enumerate(range(0, len(records), 300)):
+        outputs.append(live.push(records[start : start + 300]))
+        if n == 8:
+            whole, calls = _commit(live, (whole, calls), whole=True)
+        elif n % 3 == 0:
+            whole, calls = _commit(live, (whole, calls), whole=False)
+    whole, calls = _commit(live, (whole, calls), whole=False)
+    assert len(calls) > 10 and {name for name, _ in calls} == {"push"}
+    released = [r.event for out in outputs[9:] for r in out.releases]
+    assert {v.reason for v in released} >= {"drift"}, "a challenger should win after the cut"
+
+    restored = _restored(MonitorTask, whole, calls)
+    for name in ("merge", "spec", "sources"):
+        assert dumps(getattr(restored, name)) == dumps(getattr(live, name)), name
+    assert restored.stage.counts == live.stage.counts
+    for model, monitor in live.stage.monitors.items():
+        assert list(restored.stage.monitors[model].statistics()) == list(monitor.statistics())
+    assert restored.retrain is not None and live.retrain is not None
+    for model, retrainer in live.retrain.retrainers.items():
+        again = restored.retrain.retrainers[model]
+        assert (again.version, again.counts) == (retrainer.version, retrainer.counts)
+    last, again = live.drain(), restored.drain()
+    assert [a.alert_id for a in again.alerts] == [a.alert_id for a in last.alerts]
+    assert [_version(r.event) for r in again.releases] == [_version(r.event) for r in last.releases]
+    assert restored.take_log() == live.take_log() == [("drain", ())]
+
+
+def test_a_monitor_task_replays_only_its_own_calls() -> None:
+    task = MonitorTask(0, SPEC, 1)
+    with pytest.raises(ValueError, match="not a logged call of a monitor task: '_run'"):
+        task.replay([("_run", ([],))])

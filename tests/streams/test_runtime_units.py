@@ -121,7 +121,7 @@ def test_a_join_task_is_written_whole_then_as_changes_until_they_outweigh_it() -
         wheres.append(_commit(chains, producer, {("join", 0): join, ("monitor", 1): monitor}))
     keys = [key.decode() for key, *_ in producer.records]
     assert keys[:4] == ["join/0", "monitor/1", "join/0~1", "monitor/1"]
-    assert not any("monitor/1~" in k for k in keys)  # a monitor task is always whole
+    assert not any("monitor/1~" in k for k in keys)  # a task that keeps no log is whole
     lengths = [len(w[("join", 0)].changes) for w in wheres]
     # changes follow the whole task until they weigh more than it; it is written whole again
     # (the task grows as fast as its changes: each chain is about as long as all before it)
@@ -322,6 +322,30 @@ def test_a_failed_session_is_restarted_and_counted_by_reason(
     value = registry.get_sample_value
     assert value("driftline_restarts_total", {"reason": "artifact_store"}) == 1
     assert value("driftline_restarts_total", {"reason": "kafka"}) == 1
+
+
+def test_a_monitor_task_is_written_as_changes_until_replaying_them_would_take_too_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = drifting_stream(3000, seed=3)
+    join = JoinTask(0, PipelineSpec())
+    items = join.push(stream.predictions, stream.labels) + join.drain()
+    monitor = MonitorTask(0, PipelineSpec(), 1)
+    monitor.push(items[:2000])  # its windows full
+    monitor.keep_log()
+    clock = itertools.count(step=0.5)  # every logged call takes half a second to make
+    monkeypatch.setattr("driftline.streams.tasks.time.perf_counter", lambda: next(clock))
+    chains, producer = Chains(max_replay_seconds=1.6), _Producer()
+    lengths = []
+    for start in range(2000, 3000, 50):
+        monitor.push(items[start : start + 50])
+        lengths.append(
+            len(_commit(chains, producer, {("monitor", 0): monitor})[("monitor", 0)].changes)
+        )
+    # 50 items weigh far less than the windows: only the replay time ends a chain (3 calls)
+    assert lengths[:6] == [0, 1, 2, 3, 0, 1], lengths
+    keys = [key.decode() for key, *_ in producer.records]
+    assert keys[:3] == ["monitor/0", "monitor/0~1", "monitor/0~2"]
 
 
 def test_changes_resume_after_a_few_heavy_events_made_them_look_too_big() -> None:
