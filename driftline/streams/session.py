@@ -31,8 +31,9 @@ from driftline.errors import BrokerError, DecodeError, DriftlineError, StoreUnav
 from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
 from driftline.streams.alignment import Alignment
+from driftline.streams.chains import Chains
 from driftline.streams.records import DeadLetterSink, decode_records, origin_of
-from driftline.streams.state import Chains, CheckpointReader, Location, restore
+from driftline.streams.state import CheckpointReader, Location, restore
 from driftline.streams.tasks import (
     Adoption,
     JoinTask,

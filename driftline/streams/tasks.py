@@ -116,7 +116,7 @@ class Logged:
     """A task that can log the calls that change it (:meth:`keep_log`), so that a checkpoint
     may be those calls since the previous one (:class:`Changes`), made again on restore
     (:meth:`replay`). ``logged_seconds``, the time the logged calls took, is what replaying
-    them will take about: :class:`~driftline.streams.state.Chains` bounds it. The time is
+    them will take about: :class:`~driftline.streams.chains.Chains` bounds it. The time is
     measured for that only, and never changes what the task does."""
 
     stage_name = ""

@@ -20,7 +20,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from driftline.errors import BrokerError, StoreUnavailable
 from driftline.events import Alert
-from driftline.streams.state import Chains, CheckpointWriter, Location
+from driftline.streams.chains import Chains
+from driftline.streams.state import CheckpointWriter, Location
 
 __all__ = ["Restart", "TaskId", "Transaction"]
 

@@ -233,15 +233,15 @@ def test_kill_9_and_restarts_publish_each_version_once(kafka_settings: Settings,
     first.signal(signal.SIGKILL)
     producer.join(60)
     before = len(published(settings)[0])
-    producer = publish_slowly(
+    second = WorkerProcess(settings, tmp / "second.log", env=env)
+    second.wait_for("assigned:")
+    producer = publish_slowly(  # live: the second worker commits every second meanwhile
         settings,
         [p for p in predictions if (p.ts or 0) >= cut],
         [y for y in labels if (y.ts or 0) >= cut],
-        seconds=4,
+        seconds=6,
     )
-    second = WorkerProcess(settings, tmp / "second.log", env=env)
-    second.wait_for("assigned:")
-    time.sleep(2)
+    time.sleep(4)
     second.signal(signal.SIGTERM)  # graceful: commit, leave; the next one restores that
     assert "commits" in second.finish(timeout=30)
     producer.join(60)

@@ -25,10 +25,11 @@ from driftline.models import RetrainSpec, RetrainStage, load_verified
 from driftline.pipeline import JoinStage, PipelineSpec
 from driftline.settings import MetricsSettings, ModelsSettings, Settings
 from driftline.streams.artifacts import LocalArtifactStore, fetch
+from driftline.streams.chains import Chains
 from driftline.streams.metrics import PrometheusObserver, serve_metrics
 from driftline.streams.retrain import Retraining
 from driftline.streams.runtime import Topology, Worker
-from driftline.streams.state import Chains, CheckpointWriter, Location, restore
+from driftline.streams.state import CheckpointWriter, Location, restore
 from driftline.streams.tasks import JoinTask, MonitorTask
 
 MODELS_KEY = "models-key-for-tests-0123456789abcdef"
