@@ -19,13 +19,14 @@ removes what a committed location names.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from driftline.streams.state import CheckpointWriter, Location, dumps, state_key
 from driftline.streams.tasks import Logged
 
-__all__ = ["MAX_METADATA", "MAX_REPLAY_SECONDS", "Chains"]
+__all__ = ["MAX_BACKOFF", "MAX_METADATA", "MAX_REPLAY_SECONDS", "Chains"]
 
 #: Whole checkpoints are written again when the location would grow longer than this (the
 #: broker's ``offset.metadata.max.bytes`` is 4096 by default).
@@ -33,6 +34,9 @@ MAX_METADATA = 2000
 #: ... or when replaying the changes after them would take longer than this, in seconds (as
 #: long as the logged calls took when they were made).
 MAX_REPLAY_SECONDS = 2.0
+#: Changes that were pickled but did not fit are not tried again for 1, 2, 4... commits, up to
+#: this many (a busy task's changes may keep outweighing it: pickling them is then waste).
+MAX_BACKOFF = 16
 
 
 @dataclass
@@ -43,7 +47,10 @@ class _Chain:
     size: int  # bytes of the whole checkpoint
     changes: int = 0  # bytes of the changes since
     seconds: float = 0.0  # what replaying them takes, about
+    # how the task's changes went lately (carried from chain to chain):
     per_event: float = 150.0  # bytes of changes per event logged, as last written
+    wait: int = 0  # commits to write it whole before pickling changes again
+    backoff: int = 1  # the next wait, should pickled changes not fit again
 
 
 class Chains:
@@ -81,6 +88,9 @@ class Chains:
         chain = self._chains.get(tid)
         if chain is None or chain.seconds + seconds > self.max_replay_seconds:
             return None
+        if chain.wait:
+            chain.wait -= 1
+            return None
         # pickled only when they may fit: when they do not, they are the costly case. The
         # estimate learns from big enough changes, and halves each time it kept them from trying
         if chain.changes + events * chain.per_event > chain.size:
@@ -93,7 +103,9 @@ class Chains:
         chunks = -(-len(payload) // writer.chunk)
         room = self.max_metadata - len(chain.location.metadata())
         if chain.changes + len(payload) > chain.size or 21 * chunks > room:
+            chain.wait, chain.backoff = chain.backoff, min(2 * chain.backoff, MAX_BACKOFF)
             return None
+        chain.backoff = 1
         size = writer.write_bytes(tid[0], tid[1], payload, number)
         self._written[tid] = (number, size, seconds)
         return size
@@ -111,9 +123,12 @@ class Chains:
                 chain.location = chain.location.then(where.offsets)
                 chain.changes += size
                 chain.seconds += seconds
-            else:  # whole: a new chain (what an event's changes weigh is still known)
-                per_event = chain.per_event if chain is not None else _Chain.per_event
-                chain = self._chains[tid] = _Chain(where, size, per_event=per_event)
+            elif chain is None:
+                chain = self._chains[tid] = _Chain(where, size)
+            else:  # whole: a new chain, which knows how the task's changes went lately
+                chain = self._chains[tid] = dataclasses.replace(
+                    chain, location=where, size=size, changes=0, seconds=0.0
+                )
             out[tid] = chain.location
         self._written.clear()
         return out
