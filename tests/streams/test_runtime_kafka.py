@@ -37,9 +37,9 @@ from driftline.settings import Settings
 from driftline.streams import clients
 from driftline.streams.metrics import PrometheusObserver
 from driftline.streams.replay import replay
-from driftline.streams.runtime import check_topics, run_worker
+from driftline.streams.runtime import Worker, check_topics, run_worker
 from driftline.streams.state import Location, dumps, load_checkpoints
-from driftline.streams.tasks import JoinChanges, JoinTask
+from driftline.streams.tasks import JoinChanges, JoinTask, MonitorChanges
 from driftline.streams.topics import create_topics
 
 pytestmark = pytest.mark.kafka
@@ -487,12 +487,11 @@ def test_a_checkpoint_with_a_bad_signature_is_refused(kafka_settings: Settings, 
     marker = tmp / "unpickled"
     (offset,) = plant_state(settings, [(b"join/0", unpicklable(marker))])
     commit_location(settings, Location((offset,), 0))
-    with pytest.raises(StateError, match="signature does not match"):
-        run_worker(settings, handle_signals=False)
+    refused(settings, "signature does not match")
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("forgery", ["unsigned", "another chain's"])
+@pytest.mark.parametrize("forgery", ["unsigned", "another chain's", "another task's"])
 def test_changes_that_do_not_verify_or_follow_their_checkpoint_are_refused(
     kafka_settings: Settings, tmp: Path, forgery: str
 ) -> None:
@@ -503,14 +502,39 @@ def test_changes_that_do_not_verify_or_follow_their_checkpoint_are_refused(
     whole = seal(dumps(JoinTask(0, PipelineSpec())), key)
     if forgery == "unsigned":  # would create the marker if it were ever unpickled
         changes = unpicklable(marker)
-    else:  # signed, but written after another whole checkpoint (offset 99)
+    elif forgery == "another chain's":  # signed, but written after another whole checkpoint
         changes = seal(dumps(JoinChanges(0, 99, 1, [("drain", ())])), key)
+    else:  # signed, linked, but a monitor task's (offset 0: the whole checkpoint planted first)
+        changes = seal(dumps(MonitorChanges(0, 0, 1, [("drain", ())])), key)
     base, after = plant_state(settings, [(b"join/0", whole), (b"join/0~1", changes)])
+    assert base == 0
     commit_location(settings, Location((base,), 0, ((after,),)))
-    expected = "signature does not match" if forgery == "unsigned" else "not changes of the task"
-    with pytest.raises(StateError, match=expected):
-        run_worker(settings, handle_signals=False)
+    refused(settings, "signature does not match" if forgery == "unsigned" else "not changes of")
     assert not marker.exists()
+
+
+def refused(settings: Settings, reason: str) -> None:
+    """A worker must stop at once with a ``StateError`` saying ``reason``; a test fails (rather
+    than hangs) if it runs on."""
+    worker = Worker(settings)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            worker.run()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():
+        worker.stop()
+        thread.join(30)
+        pytest.fail("the worker ran on, with a checkpoint it should have refused")
+    assert isinstance(outcome[0], StateError), outcome
+    assert re.search(reason, str(outcome[0])), outcome[0]
 
 
 @pytest.mark.skipif(
