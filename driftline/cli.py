@@ -186,8 +186,8 @@ def run(
 def faust_worker(
     settings: Settings, group_id: str | None, exit_when_idle: float | None, loglevel: str
 ) -> None:
-    """Join labels, monitor the models and publish alerts with faust-streaming (at least once;
-    no retraining), until SIGTERM or SIGINT."""
+    """Join labels, monitor (and retrain) the models and publish alerts (and model versions)
+    with faust-streaming, at least once, until SIGTERM or SIGINT."""
     from driftline.streams.faust_app import run_faust
 
     given = {"group_id": group_id, "exit_when_idle": exit_when_idle}

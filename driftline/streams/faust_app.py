@@ -15,7 +15,14 @@ The app drives the pure tasks of :mod:`driftline.streams.tasks`, wired as the Ka
 - a timer drains the join partitions quiet for ``run.idle_ms`` (so that they stop holding the
   monitors back) and, with ``run.exit_when_idle``, drains the monitors and stops the worker.
 
-Retraining is left out: model versions are published by ``driftline run`` only.
+**Retraining.** When the settings retrain (:meth:`~driftline.settings.ModelsSettings.retrains`),
+each monitor task holds a :class:`~driftline.models.RetrainStage`, as in ``driftline run``
+(:mod:`driftline.streams.retrain`): its versions' artifacts go to the artifact store and their
+events to the models and history topics, delivered before the task's checkpoint, and
+rollbacks written to the joined topic by ``driftline models rollback`` are verified and
+adopted. A monitor task with its learners must fit in one record (Hoeffding adaptive tree:
+a few MB; the adaptive random forest is too big). An artifact store that is down stops the
+worker (at least once: a restarted worker publishes the version again).
 
 **State.** Two faust tables (in memory, rebuilt from their compacted changelog topics
 ``<internal_prefix>faust-join-state`` and ``faust-monitor-state``, co-partitioned with the input
@@ -58,7 +65,7 @@ from typing import Any
 import faust
 
 from driftline.codec import dead_letter, decode_internal, encode, encode_internal
-from driftline.errors import ConfigError, DecodeError
+from driftline.errors import ConfigError, DecodeError, DriftlineError, StoreUnavailable
 from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
 from driftline.settings import KafkaSettings, Settings
@@ -72,7 +79,8 @@ from driftline.streams.faust_state import (
     first_time,
 )
 from driftline.streams.records import decode_records, origin_of
-from driftline.streams.tasks import JoinTask, MonitorOutput, MonitorTask
+from driftline.streams.retrain import Retraining
+from driftline.streams.tasks import Adoption, JoinTask, MonitorOutput, MonitorTask
 from driftline.watermark import Progress
 
 __all__ = ["FaustRuntime", "build_app", "run_faust"]
@@ -103,6 +111,8 @@ class FaustRuntime:
         )
         self.alerts = app.topic(t.alerts, **raw)
         self.deadletter = app.topic(t.deadletter, **raw)
+        self.retraining = Retraining(settings) if settings.models.retrains() else None
+        self.outputs_by_name: dict[str, Any] = {}  # the versions' topics, as they are used
         limit = {"max.message.bytes": str(t.max_message_bytes)}
         prefix, key = t.internal_prefix + "faust-", settings.state.key_bytes()
         self.join_table = CheckpointTable(app, "join", prefix + "join-state", inputs, key, **limit)
@@ -204,7 +214,7 @@ class FaustRuntime:
             now_ms = int(time.time() * 1000)
             for partition, messages in groups.items():
                 state = self.monitors[partition]
-                records: list[Sequenced | Progress] = []
+                records: list[Sequenced | Progress | Adoption] = []
                 for m in messages:
                     try:
                         item = decode_internal(m.value)
@@ -212,9 +222,11 @@ class FaustRuntime:
                         origin = origin_of(FaustRecord(m))
                         await self._dead_letters([dead_letter(exc, m.value, origin, now_ms=now_ms)])
                         continue
-                    if isinstance(item, ModelVersion) or not first_time(state, m, item):
-                        continue  # a rollback (for `driftline run`), or an item seen already
-                    records.append(item)
+                    if isinstance(item, ModelVersion):
+                        adoption = self._adoption(item)
+                        records += [adoption] if adoption is not None else []
+                    elif first_time(state, m, item):  # not an item seen already
+                        records.append(item)
                 await self._send_outputs(state.task.push(records))
             await self._flush()
             for partition in groups:
@@ -228,12 +240,41 @@ class FaustRuntime:
             state = self.monitors[partition] = self.monitor_table.restore(partition, new)
             self.late["monitor", partition] = state.task.late  # warned about already
             state.task.resize(self.inputs)
-            state.task.retrain = None
+            if self.retraining is not None:
+                self.retraining.attach(state.task)
+            else:
+                state.task.retrain = None
         return state
+
+    def _adoption(self, event: ModelVersion) -> Adoption | None:
+        """A rollback for the retraining to adopt, if the worker retrains and it verifies."""
+        if self.retraining is None:
+            return None
+        try:
+            return self.retraining.load(event)
+        except StoreUnavailable:
+            raise  # an outage: the worker stops, and its restart reads the rollback again
+        except DriftlineError as exc:  # ArtifactError: unsigned, another key, bytes missing
+            log.warning(
+                "rollback of model %s to version %d refused: %s", event.model, event.version, exc
+            )
+            return None
 
     async def _send_outputs(self, output: MonitorOutput) -> None:
         for alert in output.alerts:
             await self._send(self.alerts, alert.model.encode(), encode(alert))
+        if output.releases and self.retraining is not None:
+            records: list[tuple[str, bytes, bytes | None]] = []
+            self.retraining.publish(output.releases, lambda *record: records.append(record))
+            for name, value, key in records:
+                topic = self.outputs_by_name.get(name)
+                if topic is None:
+                    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+                    topic = self.outputs_by_name[name] = self.app.topic(name, **raw)
+                await self._send(topic, key, value)
+            for release in output.releases:
+                version = release.event
+                log.info("published %s v%d (%s)", version.model, version.version, version.reason)
 
     def _log_late(self, stage: str, partition: int, late: int) -> None:
         """Warn when a task has seen more events later than ``pipeline.lateness_ms``: they are

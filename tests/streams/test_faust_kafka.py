@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_retrain_kafka import comparable, models_env, published, replay_versions, with_models
 from test_runtime_kafka import (
     MALFORMED,
     ROOT,
@@ -35,7 +36,10 @@ from test_runtime_kafka import (
 
 from driftline.cli import main
 from driftline.codec import decode
+from driftline.events import ModelVersion
+from driftline.models import load_verified
 from driftline.settings import Settings
+from driftline.streams.artifacts import LocalArtifactStore, fetch
 
 pytestmark = pytest.mark.kafka
 
@@ -119,6 +123,53 @@ def test_faust_killed_mid_stream_loses_no_alert(kafka_settings: Settings, tmp: P
     print(f"{sum(n - 1 for n in repeats.values())} alerts repeated after the kill")
     letters = read_topic(settings, settings.topics.deadletter)
     assert len(letters) >= len(MALFORMED)
+
+
+def test_faust_retrains_and_publishes_the_replay_versions(
+    kafka_settings: Settings, tmp: Path
+) -> None:
+    settings = with_models(faust_settings(kafka_settings), tmp / "store")
+    create(settings)
+    predictions, labels = stream_events()
+    publish(settings, predictions, labels)
+    env = models_env(settings)
+    log = FaustProcess(settings, tmp / "faust.log", "--exit-when-idle", "2", env=env).finish(90)
+
+    expected = replay_versions(tmp, settings, predictions, labels)
+    assert [v.reason for v in expected][:3] == ["initial", "drift", "scheduled"]
+    history, current = published(settings)
+    assert [comparable(v) for v in history] == [comparable(v) for v in expected]
+    assert [v.version for v in current] == [v.version for v in expected]
+    store = LocalArtifactStore(settings.models.artifact_dir)
+    for version in history:  # by reference (over max_inline_bytes), signed with the key
+        assert version.artifact is None and version.artifact_uri is not None
+        load_verified(version, fetch(version, store), settings.models.key_bytes())
+    assert f"published demo v{len(expected)}" in log
+
+
+def test_faust_killed_while_retraining_loses_no_version(
+    kafka_settings: Settings, tmp: Path
+) -> None:
+    settings = with_models(faust_settings(kafka_settings), tmp / "store")
+    create(settings)
+    predictions, labels = stream_events()
+    producer = publish_slowly(settings, predictions, labels, seconds=10)
+    env = models_env(settings)
+    first = FaustProcess(settings, tmp / "first.log", env=env)
+    first.wait_for("published demo v1")
+    first.signal(signal.SIGKILL)  # after a version, its checkpoint perhaps not yet written
+    producer.join(60)
+    FaustProcess(settings, tmp / "second.log", "--exit-when-idle", "2", env=env).finish(90)
+
+    expected = [comparable(v) for v in replay_versions(tmp, settings, predictions, labels)]
+    history, current = published(settings)
+    # at least once: every version, in order; a repeat is the same version again
+    distinct: list[ModelVersion] = []
+    for version in map(comparable, history):
+        distinct += [] if version in distinct else [version]
+    assert distinct == expected
+    assert [v.version for v in current][-1] == len(expected)
+    print(f"{len(history) - len(expected)} versions published again after the kill")
 
 
 def test_faust_says_what_to_do_about_missing_topics_and_tls(
