@@ -125,14 +125,20 @@ def test_faust_killed_mid_stream_loses_no_alert(kafka_settings: Settings, tmp: P
     assert len(letters) >= len(MALFORMED)
 
 
-def test_faust_retrains_and_publishes_the_replay_versions(
-    kafka_settings: Settings, tmp: Path
-) -> None:
+@pytest.fixture
+def retraining(kafka_settings: Settings, tmp: Path) -> tuple[Settings, dict[str, str]]:
+    """Settings of a faust worker that retrains (its topics created), and its environment."""
     settings = with_models(faust_settings(kafka_settings), tmp / "store")
     create(settings)
+    return settings, models_env(settings)
+
+
+def test_faust_retrains_and_publishes_the_replay_versions(
+    retraining: tuple[Settings, dict[str, str]], tmp: Path
+) -> None:
+    settings, env = retraining
     predictions, labels = stream_events()
     publish(settings, predictions, labels)
-    env = models_env(settings)
     log = FaustProcess(settings, tmp / "faust.log", "--exit-when-idle", "2", env=env).finish(90)
 
     expected = replay_versions(tmp, settings, predictions, labels)
@@ -148,13 +154,11 @@ def test_faust_retrains_and_publishes_the_replay_versions(
 
 
 def test_faust_killed_while_retraining_loses_no_version(
-    kafka_settings: Settings, tmp: Path
+    retraining: tuple[Settings, dict[str, str]], tmp: Path
 ) -> None:
-    settings = with_models(faust_settings(kafka_settings), tmp / "store")
-    create(settings)
+    settings, env = retraining
     predictions, labels = stream_events()
     producer = publish_slowly(settings, predictions, labels, seconds=10)
-    env = models_env(settings)
     first = FaustProcess(settings, tmp / "first.log", env=env)
     first.wait_for("published demo v1")
     first.signal(signal.SIGKILL)  # after a version, its checkpoint perhaps not yet written
