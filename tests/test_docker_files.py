@@ -1,7 +1,9 @@
-"""docker/compose.yml cannot run here (no Docker engine): check what can be checked."""
+"""docker/compose.yml cannot run here (no Docker engine): check what can be checked, and that
+the Grafana dashboard charts metrics the worker serves."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,6 +11,9 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from prometheus_client import CollectorRegistry
+
+from driftline.streams.metrics import PrometheusObserver
 
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 
@@ -63,3 +68,21 @@ def _compose_plugin_answers() -> bool:
         return False
     probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
     return probe.returncode == 0
+
+
+def test_dashboard_panels_chart_metrics_the_worker_serves() -> None:
+    dashboard = json.loads((DOCKER / "grafana" / "dashboards" / "driftline.json").read_text())
+    registry = CollectorRegistry()
+    PrometheusObserver(registry)
+    served = set()
+    for family in registry.collect():
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+        served |= {family.name + s for s in suffixes.get(family.type, ("",))}
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        for target in panel["targets"]:
+            metrics = set(re.findall(r"driftline_[a-z_]+", target["expr"]))
+            assert metrics and metrics <= served, (panel["title"], metrics - served)
+            for metric in metrics:  # the description says what is charted
+                assert metric in panel["description"], (panel["title"], panel["description"])
