@@ -92,7 +92,8 @@ class MonitorChanges(Changes):
 def logged(method: M) -> M:
     """Mark a method of a :class:`Logged` task as a call that changes it: while the task keeps
     a log, each call is appended to it with its arguments (lists as tuples: a caller may reuse
-    them), with the events it took and the time it took. Only marked methods are replayed."""
+    them), with the events it took and the time it took. Only marked methods are replayed, so
+    one must not call another (both would be logged, and the inner one made twice)."""
     name = method.__name__
 
     @functools.wraps(method)

@@ -24,13 +24,14 @@ from driftline.events import Alert, ModelVersion
 from driftline.models import RetrainSpec, RetrainStage, load_verified
 from driftline.pipeline import JoinStage, PipelineSpec
 from driftline.settings import MetricsSettings, ModelsSettings, Settings
+from driftline.streams import chains as chains_module
 from driftline.streams.artifacts import LocalArtifactStore, fetch
 from driftline.streams.chains import Chains
 from driftline.streams.metrics import PrometheusObserver, serve_metrics
 from driftline.streams.retrain import Retraining
 from driftline.streams.runtime import Topology, Worker
 from driftline.streams.state import CheckpointWriter, Location, restore
-from driftline.streams.tasks import JoinTask, MonitorTask
+from driftline.streams.tasks import Changes, JoinTask, MonitorTask
 
 MODELS_KEY = "models-key-for-tests-0123456789abcdef"
 STATE = {"key": "state-key-for-tests-0123456789abcdef"}
@@ -347,6 +348,35 @@ def test_a_monitor_task_is_written_as_changes_until_replaying_them_would_take_to
     assert lengths[:6] == [0, 1, 2, 3, 0, 1], lengths
     keys = [key.decode() for key, *_ in producer.records]
     assert keys[:3] == ["monitor/0", "monitor/0~1", "monitor/0~2"]
+
+
+def test_changes_that_keep_outweighing_the_task_are_pickled_less_and_less_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # it holds 1,000 predictions; each commit brings 3,000 more and the labels of the 3,000
+    # oldest: its changes outweigh it, every time
+    stream = drifting_stream(140_000, seed=4, label_delay=1000)
+    join = JoinTask(0, PipelineSpec(lateness_ms=0, join_dedupe_ms=0))
+    join.add(stream.predictions[:1000], [])
+    join.release()
+    join.keep_log()
+    tried: list[bool] = []
+    real = chains_module.dumps
+
+    def dumps(obj: Any) -> bytes:
+        tried.append(isinstance(obj, Changes))
+        return real(obj)
+
+    monkeypatch.setattr(chains_module, "dumps", dumps)
+    chains, producer = Chains(), _Producer()
+    for c in range(44):
+        start = 1000 + 3000 * c
+        join.add(stream.predictions[start : start + 3000], stream.labels[3000 * c : start + 2000])
+        join.release()
+        assert _commit(chains, producer, {("join", 0): join})[("join", 0)].changes == ()
+    # written whole 44 times; its changes were pickled to check 5 times (14 times, about every
+    # third commit, before the back-off)
+    assert 2 <= sum(tried) <= 7, sum(tried)
 
 
 def test_changes_resume_after_a_few_heavy_events_made_them_look_too_big() -> None:
