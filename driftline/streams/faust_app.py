@@ -65,7 +65,7 @@ from typing import Any
 import faust
 
 from driftline.codec import dead_letter, decode_internal, encode, encode_internal
-from driftline.errors import ConfigError, DecodeError, DriftlineError, StoreUnavailable
+from driftline.errors import ConfigError, DecodeError
 from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
 from driftline.settings import KafkaSettings, Settings
@@ -112,7 +112,8 @@ class FaustRuntime:
         self.alerts = app.topic(t.alerts, **raw)
         self.deadletter = app.topic(t.deadletter, **raw)
         self.retraining = Retraining(settings) if settings.models.retrains() else None
-        self.outputs_by_name: dict[str, Any] = {}  # the versions' topics, as they are used
+        names = self.retraining.topics if self.retraining is not None else ()
+        self.version_topics = {name: app.topic(name, **raw) for name in names}  # registry
         limit = {"max.message.bytes": str(t.max_message_bytes)}
         prefix, key = t.internal_prefix + "faust-", settings.state.key_bytes()
         self.join_table = CheckpointTable(app, "join", prefix + "join-state", inputs, key, **limit)
@@ -222,8 +223,9 @@ class FaustRuntime:
                         origin = origin_of(FaustRecord(m))
                         await self._dead_letters([dead_letter(exc, m.value, origin, now_ms=now_ms)])
                         continue
-                    if isinstance(item, ModelVersion):
-                        adoption = self._adoption(item)
+                    if isinstance(item, ModelVersion):  # a rollback (an outage stops the worker)
+                        retraining = self.retraining
+                        adoption = retraining.adoption(item, log) if retraining else None
                         records += [adoption] if adoption is not None else []
                     elif first_time(state, m, item):  # not an item seen already
                         records.append(item)
@@ -246,20 +248,6 @@ class FaustRuntime:
                 state.task.retrain = None
         return state
 
-    def _adoption(self, event: ModelVersion) -> Adoption | None:
-        """A rollback for the retraining to adopt, if the worker retrains and it verifies."""
-        if self.retraining is None:
-            return None
-        try:
-            return self.retraining.load(event)
-        except StoreUnavailable:
-            raise  # an outage: the worker stops, and its restart reads the rollback again
-        except DriftlineError as exc:  # ArtifactError: unsigned, another key, bytes missing
-            log.warning(
-                "rollback of model %s to version %d refused: %s", event.model, event.version, exc
-            )
-            return None
-
     async def _send_outputs(self, output: MonitorOutput) -> None:
         for alert in output.alerts:
             await self._send(self.alerts, alert.model.encode(), encode(alert))
@@ -267,11 +255,7 @@ class FaustRuntime:
             records: list[tuple[str, bytes, bytes | None]] = []
             self.retraining.publish(output.releases, lambda *record: records.append(record))
             for name, value, key in records:
-                topic = self.outputs_by_name.get(name)
-                if topic is None:
-                    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-                    topic = self.outputs_by_name[name] = self.app.topic(name, **raw)
-                await self._send(topic, key, value)
+                await self._send(self.version_topics[name], key, value)
             for release in output.releases:
                 version = release.event
                 log.info("published %s v%d (%s)", version.model, version.version, version.reason)

@@ -39,10 +39,11 @@ the consumer group is reset.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable
 
 from driftline.codec import encode
-from driftline.errors import StoreUnavailable
+from driftline.errors import DriftlineError, StoreUnavailable
 from driftline.events import ModelVersion
 from driftline.models import Release, RetrainStage
 from driftline.models.artifact import load_verified
@@ -90,6 +91,20 @@ class Retraining:
     def load(self, event: ModelVersion) -> Adoption:
         """A rolled-back version to adopt, verified and loaded; ``ArtifactError`` otherwise."""
         return Adoption(event, load_verified(event, fetch(event, self.store), self.key))
+
+    def adoption(self, event: ModelVersion, log: logging.Logger) -> Adoption | None:
+        """:meth:`load`, or None for a rollback that does not verify (unsigned, another key,
+        bytes missing), logged to ``log`` as refused. ``StoreUnavailable`` (an outage) is the
+        caller's: the rollback is to be read again later."""
+        try:
+            return self.load(event)
+        except StoreUnavailable:
+            raise
+        except DriftlineError as exc:
+            log.warning(
+                "rollback of model %s to version %d refused: %s", event.model, event.version, exc
+            )
+            return None
 
     def publish(self, releases: Iterable[Release], produce: Produce) -> list[ModelVersion]:
         """Deliver each release and produce its registry records; the events produced."""

@@ -27,7 +27,7 @@ from driftline.codec import (
     encode_internal,
     encode_joined,
 )
-from driftline.errors import BrokerError, DecodeError, DriftlineError, StoreUnavailable
+from driftline.errors import BrokerError, DecodeError, StoreUnavailable
 from driftline.events import DeadLetter, ModelVersion
 from driftline.pipeline import Sequenced
 from driftline.streams.alignment import Alignment
@@ -246,17 +246,11 @@ class Session:
         if self.worker.retraining is None:
             return None
         try:
-            adoption = self.worker.retraining.load(event)
+            adoption = self.worker.retraining.adoption(event, log)
         except StoreUnavailable as exc:  # an outage: read the rollback again, a little later
             what = f"rollback of model {event.model} to version {event.version}"
             raise Restart.store_down(what, exc) from None
-        except DriftlineError as exc:  # ArtifactError: unsigned, another key, bytes missing
-            log.warning(
-                "rollback of model %s to version %d refused: %s", event.model, event.version, exc
-            )
-            self.read["rollbacks_refused"] += 1
-            return None
-        self.read["rollbacks"] += 1
+        self.read["rollbacks" if adoption is not None else "rollbacks_refused"] += 1
         return adoption
 
     def _send_outputs(self, output: MonitorOutput) -> None:

@@ -169,7 +169,8 @@ class CheckpointWriter:
 
     def locations(self, timeout: float) -> dict[bytes, Location]:
         """Wait for every checkpoint written so far; their locations by first record key
-        (each on its own: :class:`Chains` puts whole checkpoints and changes together)."""
+        (each on its own: :class:`~driftline.streams.chains.Chains` puts whole checkpoints and
+        changes together)."""
         deadline = time.monotonic() + timeout
         while self.producer.flush(1.0) > 0:
             if time.monotonic() > deadline:

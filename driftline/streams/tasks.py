@@ -74,19 +74,13 @@ class Changes:
     number: int
     calls: list[Call]
 
-    stage_name = ""
-
 
 class JoinChanges(Changes):
     """A :class:`JoinTask`'s changes."""
 
-    stage_name = "join"
-
 
 class MonitorChanges(Changes):
     """A :class:`MonitorTask`'s changes."""
-
-    stage_name = "monitor"
 
 
 def logged(method: M) -> M:

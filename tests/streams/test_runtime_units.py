@@ -4,6 +4,7 @@ the retraining glue."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import pickle
 import socket
@@ -280,7 +281,9 @@ def test_a_rollback_whose_store_is_down_restarts_the_session_and_a_bad_one_is_re
         def load(_: ModelVersion) -> Any:
             raise failure
 
-        worker = SimpleNamespace(retraining=SimpleNamespace(load=load))
+        retraining = SimpleNamespace(load=load)  # Retraining.adoption around this load
+        retraining.adoption = functools.partial(Retraining.adoption, retraining)
+        worker = SimpleNamespace(retraining=retraining)
         return SimpleNamespace(worker=worker, read=Counter())
 
     down = session(StoreUnavailable("cannot reach http://minio:9000"))
